@@ -1,0 +1,18 @@
+// Package conformance reads and runs the scenario scripts in
+// testdata/conformance: plain-text specifications of how a link must behave
+// when its provider, its network or its admin does something.
+//
+// A script is a list of steps, one a line, '#' starting a comment:
+//
+//	config mode=refreshAndPersist keepalive=1s keepalive-timeout=1s
+//	start
+//	expect Connecting on start within 0s
+//	fault provider-hang
+//	expect Polling on keepalive-miss within 2.2s
+//
+// Steps act (config, start, stop, shutdown, reconfigure, fault, write,
+// delete, crash, restart, wait) or check (expect, quiet, state, check
+// in-sync). Faults are abstract: a [Target] maps provider-hang to a
+// simulated hang or to SIGSTOP on a real slapd, so the same files specify
+// both. "within" counts from the end of the previous step.
+package conformance

@@ -1,0 +1,34 @@
+package replink
+
+import (
+	"errors"
+	"strconv"
+)
+
+// UnknownNameError reports a state, event or mode name that does not exist.
+type UnknownNameError struct {
+	Kind string // "state", "event" or "mode"
+	Name string
+}
+
+func (e *UnknownNameError) Error() string {
+	return "replink: unknown " + e.Kind + " " + strconv.Quote(e.Name)
+}
+
+// ErrNoTransition is wrapped by errors about a (state, event) pair the table lacks.
+var ErrNoTransition = errors.New("no transition")
+
+// TransitionError reports an event that the table does not allow in a state.
+type TransitionError struct {
+	From  State
+	Event Event
+	Mode  Mode
+}
+
+func (e *TransitionError) Error() string {
+	return "replink: no transition from " + e.From.String() + " on " + e.Event.String() + " (" + e.Mode.String() + ")"
+}
+
+func (e *TransitionError) Unwrap() error { return ErrNoTransition }
+
+func itoa(i int) string { return strconv.Itoa(i) }

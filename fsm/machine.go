@@ -1,0 +1,333 @@
+package fsm
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lfsm "github.com/looplab/fsm"
+
+	"github.com/replink/replink"
+)
+
+// Machine is one provider link's state machine. Its methods are safe for
+// concurrent use; all decisions are taken on one goroutine that owns the
+// looplab/fsm instance, the timers and the connection.
+type Machine struct {
+	name    string
+	adapter Adapter
+	log     *slog.Logger
+
+	mu      sync.Mutex // guards queue and closed
+	queue   []message
+	closed  bool
+	wake    chan struct{} // cap 1: the queue went non-empty
+	done    chan struct{} // closed when run returns
+	ctx     context.Context
+	cancel  context.CancelFunc
+	state   atomic.Uint32
+	hist    history
+	notify  notifier
+	cfgSnap atomic.Pointer[Config]
+
+	// Owned by the run goroutine.
+	cfg     Config
+	fsm     *lfsm.FSM
+	rnd     *rand.Rand
+	conn    Conn
+	epoch   uint64 // identifies conn; events from older connections are stale
+	timers  timers
+	retries int
+	probe   time.Time // when the outstanding keepalive probe was sent; zero if none
+	cause   error     // why the link is in Failed or Polling
+}
+
+// Option adjusts a Machine at construction.
+type Option func(*Machine)
+
+// WithName labels the machine in transitions and logs.
+func WithName(name string) Option { return func(m *Machine) { m.name = name } }
+
+// WithLogger sends the machine's logs to l instead of slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(m *Machine) { m.log = l } }
+
+// WithRand fixes the source of backoff jitter, for reproducible schedules.
+func WithRand(r *rand.Rand) Option { return func(m *Machine) { m.rnd = r } }
+
+// New validates cfg and starts a machine in Stopped. Call Close to release it.
+func New(cfg Config, adapter Adapter, opts ...Option) (*Machine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if adapter == nil {
+		return nil, &ConfigError{Field: "Adapter", Reason: "nil"}
+	}
+	m := &Machine{
+		name:    "link",
+		adapter: adapter,
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		cfg:     cfg,
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.fsm = newLoopFSM(replink.Stopped, cfg.Mode)
+	m.hist.resize(cfg.HistorySize)
+	m.cfgSnap.Store(&cfg)
+	m.timers.post = m.enqueue
+	go m.run()
+	return m, nil
+}
+
+// newLoopFSM builds the looplab machine for one mode from replink.Table.
+// It registers no callbacks: the engine runs its own exit and entry actions
+// after Event returns, so nothing ever re-enters looplab/fsm.
+func newLoopFSM(initial replink.State, mode replink.Mode) *lfsm.FSM {
+	type key struct {
+		ev replink.Event
+		to replink.State
+	}
+	idx := map[key]int{}
+	var evs lfsm.Events
+	for _, t := range replink.Table {
+		if !t.Applies(mode) {
+			continue
+		}
+		k := key{t.Event, t.To}
+		i, ok := idx[k]
+		if !ok {
+			i = len(evs)
+			idx[k] = i
+			evs = append(evs, lfsm.EventDesc{Name: t.Event.String(), Dst: t.To.String()})
+		}
+		evs[i].Src = append(evs[i].Src, t.From.String())
+	}
+	return lfsm.NewFSM(initial.String(), evs, nil)
+}
+
+// Name is the label given with WithName.
+func (m *Machine) Name() string { return m.name }
+
+// State is the current state. It may be stale by the time it is read.
+func (m *Machine) State() replink.State { return replink.State(m.state.Load()) }
+
+// Config is the configuration in force.
+func (m *Machine) Config() Config { return *m.cfgSnap.Load() }
+
+// History returns the most recent transitions, oldest first.
+func (m *Machine) History() []Transition { return m.hist.snapshot() }
+
+// Observe calls fn with every transition from now on, in order, never
+// concurrently with itself or another observer, and never on the machine's
+// goroutine. The returned function stops the calls.
+func (m *Machine) Observe(fn func(Transition)) (cancel func()) { return m.notify.add(fn) }
+
+// Post queues ev without waiting for it to be handled. It is how tests and
+// simple adapters inject events; an event the current state does not accept
+// is logged and dropped.
+func (m *Machine) Post(ev replink.Event, cause error) {
+	m.enqueue(message{ev: ev, cause: cause})
+}
+
+// Fire queues ev and waits until the machine has handled it. It returns the
+// transition taken, a *replink.TransitionError when the current state does
+// not accept ev, ErrUnknownEvent, ErrClosed, or ctx's error.
+func (m *Machine) Fire(ctx context.Context, ev replink.Event, cause error) (Transition, error) {
+	return m.call(ctx, message{ev: ev, cause: cause})
+}
+
+// Start asks a Stopped or Failed link to connect.
+func (m *Machine) Start(ctx context.Context) error {
+	_, err := m.Fire(ctx, replink.Start, nil)
+	return err
+}
+
+// Stop takes the link to Stopped (case 2): the connection is unbound and the
+// cookie flushed before Stop returns. Stopping a stopped link is a no-op.
+func (m *Machine) Stop(ctx context.Context) error {
+	_, err := m.Fire(ctx, replink.Stop, nil)
+	return err
+}
+
+// Reconfigure validates cfg and applies it: a running link reconnects with
+// it, a stopped one keeps it for its next start. Other links are untouched.
+func (m *Machine) Reconfigure(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	_, err := m.call(ctx, message{ev: replink.Reconfigure, cfg: &cfg})
+	return err
+}
+
+// Close shuts the link down (case 1: unbind, flush the cookie), stops the
+// machine's goroutine and waits for it and for pending observer calls.
+// Further calls return ErrClosed. Close is idempotent.
+func (m *Machine) Close() error {
+	m.mu.Lock()
+	already := m.closed
+	if !already {
+		m.queue = append(m.queue, message{ev: replink.Shutdown, final: true})
+		m.closed = true
+	}
+	m.mu.Unlock()
+	if !already {
+		m.signal()
+	}
+	<-m.done
+	m.notify.wait()
+	return nil
+}
+
+// Done is closed when the machine's goroutine has exited after Close.
+func (m *Machine) Done() <-chan struct{} { return m.done }
+
+type message struct {
+	ev    replink.Event
+	cause error
+	epoch uint64 // non-zero: from the connection with this epoch
+	timer timerKind
+	gen   uint64 // timer generation
+	cfg   *Config
+	final bool // Close: exit after handling
+	reply chan result
+}
+
+type result struct {
+	tr  Transition
+	err error
+}
+
+func (m *Machine) call(ctx context.Context, msg message) (Transition, error) {
+	msg.reply = make(chan result, 1)
+	if !m.enqueue(msg) {
+		return Transition{}, ErrClosed
+	}
+	select {
+	case r := <-msg.reply:
+		return r.tr, r.err
+	case <-ctx.Done():
+		return Transition{}, ctx.Err()
+	case <-m.done:
+		return Transition{}, ErrClosed
+	}
+}
+
+func (m *Machine) enqueue(msg message) bool {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return false
+	}
+	m.queue = append(m.queue, msg)
+	m.mu.Unlock()
+	m.signal()
+	return true
+}
+
+func (m *Machine) signal() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Machine) run() {
+	defer close(m.done)
+	defer m.cancel()
+	for {
+		<-m.wake
+		for {
+			m.mu.Lock()
+			if len(m.queue) == 0 {
+				m.queue = nil // let an idle machine drop its backing array
+				m.mu.Unlock()
+				break
+			}
+			msg := m.queue[0]
+			m.queue[0] = message{}
+			m.queue = m.queue[1:]
+			m.mu.Unlock()
+			if m.handle(msg) {
+				m.timers.stopAll()
+				return
+			}
+		}
+	}
+}
+
+// handle processes one message and reports whether the machine must exit.
+func (m *Machine) handle(msg message) (exit bool) {
+	var res result
+	switch {
+	case msg.timer != 0:
+		m.onTimer(msg.timer, msg.gen)
+		return false
+	case msg.epoch != 0 && msg.epoch != m.epoch:
+		m.log.Debug("stale event dropped", "link", m.name, "event", msg.ev, "cause", msg.cause)
+		return false
+	case !msg.ev.Valid():
+		res.err = ErrUnknownEvent
+	default:
+		if msg.cfg != nil {
+			m.applyConfig(*msg.cfg)
+		}
+		res.tr, res.err = m.step(msg.ev, msg.cause)
+	}
+	if msg.reply != nil {
+		msg.reply <- res
+	} else if res.err != nil {
+		m.log.Debug("event ignored", "link", m.name, "event", msg.ev, "state", m.State(), "err", res.err)
+	}
+	return msg.final
+}
+
+func (m *Machine) applyConfig(cfg Config) {
+	modeChanged := cfg.Mode != m.cfg.Mode
+	m.cfg = cfg
+	m.cfgSnap.Store(&cfg)
+	m.hist.resize(cfg.HistorySize)
+	if modeChanged {
+		m.fsm = newLoopFSM(m.State(), cfg.Mode)
+	}
+}
+
+// step fires ev through looplab/fsm and, if it moved, runs the exit actions
+// of the old state and the entry actions of the new one.
+func (m *Machine) step(ev replink.Event, cause error) (Transition, error) {
+	from := m.State()
+	if ev == replink.ConnectFailed && m.cfg.MaxRetries > 0 && m.retries >= m.cfg.MaxRetries {
+		ev, cause = replink.RetriesExhausted, &RetriesError{Attempts: m.retries + 1, Last: cause}
+	}
+	// A fresh, never-cancelled context: looplab/fsm stays stuck in
+	// InTransitionError if the context of Event is cancelled (upstream #115).
+	err := m.fsm.Event(context.Background(), ev.String())
+	var noTrans lfsm.NoTransitionError
+	if err != nil && !errors.As(err, &noTrans) {
+		return Transition{}, &replink.TransitionError{From: from, Event: ev, Mode: m.cfg.Mode}
+	}
+	row, err := replink.Lookup(from, ev, m.cfg.Mode)
+	if err != nil {
+		return Transition{}, err // looplab and the table disagree: cannot happen, tested
+	}
+	tr := Transition{Link: m.name, From: from, To: row.To, Event: ev, Case: row.Case, Cause: cause, Time: time.Now()}
+	m.exit(tr)
+	m.state.Store(uint32(row.To))
+	m.enter(tr)
+	m.hist.add(tr)
+	m.notify.publish(tr)
+	level := slog.LevelDebug
+	if cause != nil {
+		level = slog.LevelWarn
+	}
+	m.log.Log(m.ctx, level, "link transition", "link", m.name, "from", from, "to", row.To, "event", ev, "cause", cause)
+	return tr, nil
+}
