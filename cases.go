@@ -6,13 +6,13 @@ type Case uint8
 
 // The six cases of the design mail.
 const (
-	CaseNone           Case = iota
-	CaseShutdown            // 1: the consumer's own server shuts down
-	CaseAdmin               // 2: an admin stops, starts or reconfigures a link
-	CaseCleanDisconnect     // 3: the provider disconnects cleanly
-	CaseInactivity          // 4: the connection is cut for inactivity
-	CaseBrutalDisconnect    // 5: the provider vanishes without a word
-	CaseException           // 6: an exception during replication
+	CaseNone             Case = iota
+	CaseShutdown              // 1: the consumer's own server shuts down
+	CaseAdmin                 // 2: an admin stops, starts or reconfigures a link
+	CaseCleanDisconnect       // 3: the provider disconnects cleanly
+	CaseInactivity            // 4: the connection is cut for inactivity
+	CaseBrutalDisconnect      // 5: the provider vanishes without a word
+	CaseException             // 6: an exception during replication
 )
 
 var caseTitles = [...]string{
