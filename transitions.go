@@ -91,10 +91,12 @@ func Lookup(from State, ev Event, m Mode) (Transition, error) {
 
 // ValidateTable checks a table the way looplab/fsm does not: every state and
 // event known, no duplicate (From, Event) row for a mode, every state
-// reachable from Stopped and able to return to it, every event used.
+// reachable from Stopped in some mode and able to return to it in every mode
+// that reaches it, every event used.
 func ValidateTable(table []Transition) error {
 	var errs []error
 	usedEvents := map[Event]bool{}
+	reachable := map[State]bool{}
 	for _, m := range []Mode{RefreshAndPersist, RefreshOnly} {
 		seen := map[[2]int]int{}
 		adj := map[State][]State{}
@@ -114,15 +116,16 @@ func ValidateTable(table []Transition) error {
 			seen[k] = i
 			adj[t.From] = append(adj[t.From], t.To)
 		}
-		fwd := reach(Stopped, adj)
-		for _, s := range States {
-			if !fwd[s] {
-				errs = append(errs, fmt.Errorf("%s: state %s unreachable from Stopped", m, s))
-				continue
-			}
+		for s := range reach(Stopped, adj) {
+			reachable[s] = true
 			if !reach(s, adj)[Stopped] {
 				errs = append(errs, fmt.Errorf("%s: state %s cannot return to Stopped", m, s))
 			}
+		}
+	}
+	for _, s := range States {
+		if !reachable[s] {
+			errs = append(errs, fmt.Errorf("state %s unreachable from Stopped", s))
 		}
 	}
 	for _, e := range Events {

@@ -76,11 +76,10 @@ func (m *Machine) armLiveness() {
 
 // onTimer turns a timer fire into an event, or re-arms the timer when the
 // connection turned out not to be idle after all.
-func (m *Machine) onTimer(k timerKind, gen uint64) {
-	if !m.timers.current(k, gen) {
+func (m *Machine) onTimer(k timerKind) {
+	if !m.timers.due(k) {
 		return
 	}
-	m.timers.t[k] = nil
 	switch k {
 	case connectTimer:
 		m.step(replink.ConnectFailed, ErrConnectTimeout)

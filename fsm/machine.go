@@ -22,8 +22,10 @@ type Machine struct {
 	adapter Adapter
 	log     *slog.Logger
 
-	mu      sync.Mutex // guards queue and closed
+	mu      sync.Mutex // guards queue, replies and closed
 	queue   []message
+	spare   []message // the run goroutine's batch, swapped with queue
+	replies []chan result
 	closed  bool
 	wake    chan struct{} // cap 1: the queue went non-empty
 	done    chan struct{} // closed when run returns
@@ -195,7 +197,6 @@ type message struct {
 	cause error
 	epoch uint64 // non-zero: from the connection with this epoch
 	timer timerKind
-	gen   uint64 // timer generation
 	cfg   *Config
 	final bool // Close: exit after handling
 	reply chan result
@@ -206,19 +207,42 @@ type result struct {
 	err error
 }
 
+// call posts msg and waits for its reply. Reply channels are recycled per
+// machine, not in a global sync.Pool: a channel made inside one
+// testing/synctest bubble must never reach another.
 func (m *Machine) call(ctx context.Context, msg message) (Transition, error) {
-	msg.reply = make(chan result, 1)
+	msg.reply = m.getReply()
 	if !m.enqueue(msg) {
 		return Transition{}, ErrClosed
 	}
 	select {
 	case r := <-msg.reply:
+		m.putReply(msg.reply) // drained: safe to reuse
 		return r.tr, r.err
 	case <-ctx.Done():
 		return Transition{}, ctx.Err()
 	case <-m.done:
 		return Transition{}, ErrClosed
 	}
+}
+
+func (m *Machine) getReply() chan result {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n := len(m.replies); n > 0 {
+		c := m.replies[n-1]
+		m.replies = m.replies[:n-1]
+		return c
+	}
+	return make(chan result, 1)
+}
+
+func (m *Machine) putReply(c chan result) {
+	m.mu.Lock()
+	if len(m.replies) < 4 {
+		m.replies = append(m.replies, c)
+	}
+	m.mu.Unlock()
 }
 
 func (m *Machine) enqueue(msg message) bool {
@@ -246,20 +270,24 @@ func (m *Machine) run() {
 	for {
 		<-m.wake
 		for {
+			// Take the whole queue and give back the previous batch's
+			// array: no allocation once both have grown to the burst size.
 			m.mu.Lock()
-			if len(m.queue) == 0 {
-				m.queue = nil // let an idle machine drop its backing array
-				m.mu.Unlock()
+			batch := m.queue
+			m.queue = m.spare[:0]
+			m.mu.Unlock()
+			if len(batch) == 0 {
+				m.spare = batch
 				break
 			}
-			msg := m.queue[0]
-			m.queue[0] = message{}
-			m.queue = m.queue[1:]
-			m.mu.Unlock()
-			if m.handle(msg) {
-				m.timers.stopAll()
-				return
+			for i := range batch {
+				if m.handle(batch[i]) {
+					m.timers.stopAll()
+					return
+				}
+				batch[i] = message{} // drop references to causes and replies
 			}
+			m.spare = batch[:0]
 		}
 	}
 }
@@ -269,7 +297,7 @@ func (m *Machine) handle(msg message) (exit bool) {
 	var res result
 	switch {
 	case msg.timer != 0:
-		m.onTimer(msg.timer, msg.gen)
+		m.onTimer(msg.timer)
 		return false
 	case msg.epoch != 0 && msg.epoch != m.epoch:
 		m.log.Debug("stale event dropped", "link", m.name, "event", msg.ev, "cause", msg.cause)
@@ -328,6 +356,8 @@ func (m *Machine) step(ev replink.Event, cause error) (Transition, error) {
 	if cause != nil {
 		level = slog.LevelWarn
 	}
-	m.log.Log(m.ctx, level, "link transition", "link", m.name, "from", from, "to", row.To, "event", ev, "cause", cause)
+	if m.log.Enabled(m.ctx, level) { // building the attributes costs allocations
+		m.log.Log(m.ctx, level, "link transition", "link", m.name, "from", from, "to", row.To, "event", ev, "cause", cause)
+	}
 	return tr, nil
 }

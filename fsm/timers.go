@@ -14,27 +14,31 @@ const (
 	numTimers
 )
 
-// timers fire by posting a message to the machine's mailbox; a generation
-// number per kind makes a fire that raced with a cancel harmless.
+// timers fire by posting a message to the machine's mailbox. Each kind has
+// one reusable time.Timer, created on first use, and a deadline: a fire is
+// honoured only if its kind is armed and its deadline has come, which makes a
+// fire that raced with a cancel or a re-arm harmless without allocating a
+// closure per arm.
 type timers struct {
-	post func(message) bool
-	t    [numTimers]*time.Timer
-	gen  [numTimers]uint64
+	post     func(message) bool
+	t        [numTimers]*time.Timer
+	deadline [numTimers]time.Time // zero: not armed
 }
 
 func (ts *timers) arm(k timerKind, d time.Duration) {
-	ts.stop(k)
-	ts.gen[k]++
-	gen := ts.gen[k]
-	ts.t[k] = time.AfterFunc(d, func() { ts.post(message{timer: k, gen: gen}) })
+	ts.deadline[k] = time.Now().Add(d)
+	if ts.t[k] == nil {
+		ts.t[k] = time.AfterFunc(d, func() { ts.post(message{timer: k}) })
+		return
+	}
+	ts.t[k].Reset(d)
 }
 
 func (ts *timers) stop(k timerKind) {
 	if ts.t[k] != nil {
 		ts.t[k].Stop()
-		ts.t[k] = nil
 	}
-	ts.gen[k]++
+	ts.deadline[k] = time.Time{}
 }
 
 func (ts *timers) stopAll() {
@@ -43,7 +47,12 @@ func (ts *timers) stopAll() {
 	}
 }
 
-// current reports whether a fire of kind k with generation gen is still wanted.
-func (ts *timers) current(k timerKind, gen uint64) bool {
-	return ts.t[k] != nil && ts.gen[k] == gen
+// due reports whether a fire of kind k is still wanted, and disarms it if so.
+func (ts *timers) due(k timerKind) bool {
+	dl := ts.deadline[k]
+	if dl.IsZero() || time.Now().Before(dl) {
+		return false
+	}
+	ts.deadline[k] = time.Time{}
+	return true
 }
