@@ -23,6 +23,8 @@ type Options struct {
 	Slack  time.Duration
 	// Update rewrites expectations from what happened instead of failing.
 	Update bool
+	// Trace, if set, sees every transition and every step as it happens.
+	Trace func(line int, step string, tr *fsm.Transition)
 }
 
 // Measurement is one matched expectation, with how long it took.
@@ -64,6 +66,9 @@ func Run(ctx context.Context, s *Script, t Target, o Options) (*Result, error) {
 	for _, st := range s.Steps {
 		if err := ctx.Err(); err != nil {
 			return r.res, err
+		}
+		if o.Trace != nil && st.Verb != "expect" {
+			o.Trace(st.Line, strings.Join(append([]string{st.Verb}, st.Args...), " "), nil)
 		}
 		if err := r.step(ctx, st); err != nil {
 			return r.res, fmt.Errorf("%s:%d: %w", s.Name, st.Line, err)
@@ -109,7 +114,12 @@ func (r *runner) machine() (*fsm.Machine, error) {
 	}
 	r.m = m
 	r.trs = make(chan fsm.Transition, 1024)
-	r.unwatch = m.Observe(func(tr fsm.Transition) { r.trs <- tr })
+	r.unwatch = m.Observe(func(tr fsm.Transition) {
+		if r.o.Trace != nil {
+			r.o.Trace(0, "", &tr)
+		}
+		r.trs <- tr
+	})
 	return m, nil
 }
 

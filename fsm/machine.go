@@ -347,6 +347,9 @@ func (m *Machine) step(ev replink.Event, cause error) (Transition, error) {
 		return Transition{}, err // looplab and the table disagree: cannot happen, tested
 	}
 	tr := Transition{Link: m.name, From: from, To: row.To, Event: ev, Case: row.Case, Cause: cause, Time: time.Now()}
+	if from == replink.Stopped && row.To == replink.Stopped {
+		return tr, nil // an idempotent admin request: nothing happened, nothing to report
+	}
 	m.exit(tr)
 	m.state.Store(uint32(row.To))
 	m.enter(tr)
