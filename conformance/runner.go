@@ -21,6 +21,8 @@ type Options struct {
 	// becomes d*Factor + Slack. Zero Factor means 1.
 	Factor float64
 	Slack  time.Duration
+	// MaxQuiet caps "quiet" steps, for runs in real time.
+	MaxQuiet time.Duration
 	// Update rewrites expectations from what happened instead of failing.
 	Update bool
 	// Trace, if set, sees every transition and every step as it happens.
@@ -264,7 +266,11 @@ func (r *runner) expect(ctx context.Context, st Step) {
 }
 
 func (r *runner) quiet(ctx context.Context, st Step) {
-	if tr, ok := r.next(ctx, st.Duration); ok {
+	d := st.Duration
+	if r.o.MaxQuiet > 0 && d > r.o.MaxQuiet {
+		d = r.o.MaxQuiet
+	}
+	if tr, ok := r.next(ctx, d); ok {
 		r.fail(st, "want no transition for %v, got %s on %s after %v", st.Duration, tr.To, tr.Event, tr.Time.Sub(r.ref))
 		r.out[st.Line-1] = fmt.Sprintf("# not quiet: %s on %s after %v", tr.To, tr.Event, tr.Time.Sub(r.ref))
 	}

@@ -1,0 +1,299 @@
+// Package slapdtest starts real OpenLDAP slapd providers for tests and
+// injects real faults into them: signals, restarts, a TCP proxy that closes,
+// resets, black-holes or idle-cuts flows, and a provider inside a network
+// namespace that can vanish without a FIN.
+//
+// Every slapd runs from its own configuration in a temporary directory on a
+// free loopback port (never the system service), and is ended by the test
+// that started it, by process id.
+package slapdtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// Fixed names of the test directory.
+const (
+	BaseDN       = "dc=example,dc=com"
+	PeopleDN     = "ou=people," + BaseDN
+	AdminDN      = "cn=admin," + BaseDN
+	AdminPW      = "admin-secret"
+	ReplicatorDN = "cn=replicator," + BaseDN
+	ReplicatorPW = "replicator-secret"
+)
+
+// Binary is the slapd found on PATH or in /usr/sbin, or "".
+func Binary() string {
+	if p, err := exec.LookPath("slapd"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/slapd"); err == nil {
+		return "/usr/sbin/slapd"
+	}
+	return ""
+}
+
+// Require skips the test when slapd is missing, saying how to install it;
+// under CI=true it fails instead, so a broken CI image cannot pass silently.
+func Require(t testing.TB) string {
+	t.Helper()
+	bin := Binary()
+	if bin != "" {
+		return bin
+	}
+	msg := "slapd not installed: apt-get install slapd ldap-utils (the tests start their own slapd; the system service is not used)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// Server is one slapd process and its data directory; it can be stopped,
+// killed, paused and started again on the same data and address.
+type Server struct {
+	t    testing.TB
+	bin  string
+	Dir  string
+	Host string
+	Port int
+	// Exec prefixes the slapd command line (ip netns exec NAME).
+	Exec []string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// Start writes a configuration, loads the base entries and starts slapd on
+// a free port of host ("" means 127.0.0.1).
+func Start(t testing.TB, opts ...func(*Server)) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: Require(t), Dir: t.TempDir(), Host: "127.0.0.1"}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.Port == 0 {
+		s.Port = FreePort(t)
+	}
+	if err := s.init(); err != nil {
+		t.Fatal(err)
+	}
+	s.Launch()
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// FreePort returns a loopback TCP port nobody listens on right now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (s *Server) conf() string { return filepath.Join(s.Dir, "slapd.conf") }
+
+func (s *Server) init() error {
+	db := filepath.Join(s.Dir, "db")
+	if err := os.MkdirAll(db, 0o700); err != nil {
+		return err
+	}
+	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload syncprov
+pidfile %s/slapd.pid
+loglevel none
+database mdb
+maxsize 104857600
+suffix "%s"
+rootdn "%s"
+rootpw %s
+directory %s
+index objectClass,entryCSN,entryUUID eq
+access to attrs=userPassword by self write by anonymous auth by * none
+access to * by dn.exact="%s" read by * none
+overlay syncprov
+syncprov-checkpoint 100 10
+syncprov-sessionlog 1000
+`, s.Dir, BaseDN, AdminDN, AdminPW, db, ReplicatorDN)
+	if err := os.WriteFile(s.conf(), []byte(conf), 0o600); err != nil {
+		return err
+	}
+	ldif := fmt.Sprintf(`dn: %s
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: %s
+objectClass: person
+cn: replicator
+sn: replicator
+userPassword: %s
+
+dn: %s
+objectClass: organizationalUnit
+ou: people
+`, BaseDN, ReplicatorDN, ReplicatorPW, PeopleDN)
+	lf := filepath.Join(s.Dir, "base.ldif")
+	if err := os.WriteFile(lf, []byte(ldif), 0o600); err != nil {
+		return err
+	}
+	if out, err := exec.Command(filepath.Join(filepath.Dir(s.bin), "slapadd"), "-f", s.conf(), "-l", lf).CombinedOutput(); err != nil {
+		// slapadd is slapd itself under another name on Debian.
+		if out2, err2 := exec.Command(s.bin, "-T", "add", "-f", s.conf(), "-l", lf).CombinedOutput(); err2 != nil {
+			return fmt.Errorf("slapadd: %v: %s / %s", err, out, out2)
+		}
+	}
+	return nil
+}
+
+// Addr is host:port.
+func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// URL is ldap://host:port.
+func (s *Server) URL() string { return "ldap://" + s.Addr() }
+
+// Launch starts slapd on the existing data and waits until it accepts LDAP.
+func (s *Server) Launch() {
+	s.t.Helper()
+	args := append(append([]string{}, s.Exec...), s.bin, "-d", "0", "-f", s.conf(), "-h", "ldap://"+s.Addr()+"/")
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = nil, nil
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := ldap.DialURL(s.URL(), ldap.DialWithDialer(&net.Dialer{Timeout: time.Second}))
+		if err == nil {
+			err = c.Bind(AdminDN, AdminPW)
+			c.Close()
+			if err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("slapd on %s not ready after 15s: %v", s.Addr(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Pid is the running slapd's process id, or 0.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(sig)
+	}
+}
+
+// Pause stops the process (SIGSTOP): sockets stay open, nothing answers.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+// Stop shuts slapd down cleanly (SIGTERM) and waits, killing it after 10s.
+func (s *Server) Stop() { s.end(syscall.SIGTERM, 10*time.Second) }
+
+// Kill ends slapd at once (SIGKILL) and waits for it.
+func (s *Server) Kill() { s.end(syscall.SIGKILL, 10*time.Second) }
+
+func (s *Server) end(sig syscall.Signal, wait time.Duration) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGCONT) // a paused process cannot act on SIGTERM
+	cmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(wait):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Admin returns a connection bound as the root DN; the caller closes it.
+func (s *Server) Admin() (*ldap.Conn, error) {
+	c, err := ldap.DialURL(s.URL(), ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
+	if err != nil {
+		return nil, err
+	}
+	c.SetTimeout(10 * time.Second)
+	if err := c.Bind(AdminDN, AdminPW); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Snapshot is what the replicator may read: DN → attribute → sorted values.
+func (s *Server) Snapshot(ctx context.Context) (map[string]map[string][]string, error) {
+	c, err := ldap.DialURL(s.URL(), ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetTimeout(10 * time.Second)
+	if err := c.Bind(ReplicatorDN, ReplicatorPW); err != nil {
+		return nil, err
+	}
+	res, err := c.Search(ldap.NewSearchRequest(BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[string][]string{}
+	for _, e := range res.Entries {
+		m := map[string][]string{}
+		for _, a := range e.Attributes {
+			v := append([]string(nil), a.Values...)
+			sort.Strings(v)
+			m[a.Name] = v
+		}
+		out[e.DN] = m
+	}
+	return out, nil
+}
+
+// ErrNotRunning is returned by operations that need a running slapd.
+var ErrNotRunning = errors.New("slapd not running")

@@ -1,0 +1,100 @@
+package slapdtest
+
+import (
+	"fmt"
+	"sort"
+	"sync/atomic"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+var serial atomic.Int64
+
+// Write makes n changes as the root DN: adds, and every third change a
+// modify of an earlier entry, every fifth a rename.
+func (s *Server) Write(n int) error {
+	c, err := s.Admin()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for i := 0; i < n; i++ {
+		k := serial.Add(1)
+		dns, err := s.people(c)
+		if err != nil {
+			return err
+		}
+		switch {
+		case k%5 == 0 && len(dns) > 0:
+			old := dns[0]
+			req := ldap.NewModifyDNRequest(old, fmt.Sprintf("uid=renamed%d", k), true, "")
+			if err := c.ModifyDN(req); err != nil {
+				return fmt.Errorf("rename %s: %w", old, err)
+			}
+		case k%3 == 0 && len(dns) > 0:
+			req := ldap.NewModifyRequest(dns[len(dns)-1], nil)
+			req.Replace("description", []string{fmt.Sprintf("changed %d", k)})
+			if err := c.Modify(req); err != nil {
+				return err
+			}
+		default:
+			req := ldap.NewAddRequest(fmt.Sprintf("uid=u%d,%s", k, PeopleDN), nil)
+			req.Attribute("objectClass", []string{"inetOrgPerson"})
+			req.Attribute("uid", []string{fmt.Sprintf("u%d", k)})
+			req.Attribute("cn", []string{fmt.Sprintf("User %d", k)})
+			req.Attribute("sn", []string{fmt.Sprintf("S%d", k)})
+			if err := c.Add(req); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Delete removes the first n people, in DN order.
+func (s *Server) Delete(n int) error {
+	c, err := s.Admin()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	dns, err := s.people(c)
+	if err != nil {
+		return err
+	}
+	if n > len(dns) {
+		return fmt.Errorf("delete %d of %d people", n, len(dns))
+	}
+	for _, dn := range dns[:n] {
+		if err := c.Del(ldap.NewDelRequest(dn, nil)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) people(c *ldap.Conn) ([]string, error) {
+	res, err := c.Search(ldap.NewSearchRequest(PeopleDN, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"1.1"}, nil))
+	if err != nil {
+		return nil, err
+	}
+	dns := make([]string, 0, len(res.Entries))
+	for _, e := range res.Entries {
+		dns = append(dns, e.DN)
+	}
+	sort.Strings(dns)
+	return dns, nil
+}
+
+// SetReplicatorPassword changes the replicator's password, to make the
+// provider refuse (or accept again) the consumer's credentials.
+func (s *Server) SetReplicatorPassword(pw string) error {
+	c, err := s.Admin()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	req := ldap.NewModifyRequest(ReplicatorDN, nil)
+	req.Replace("userPassword", []string{pw})
+	return c.Modify(req)
+}

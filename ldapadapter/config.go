@@ -1,0 +1,119 @@
+package ldapadapter
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// Config says where the provider is, who we are, and what we replicate.
+type Config struct {
+	// URL is ldap://host:port or ldaps://host:port.
+	URL string
+	// StartTLS upgrades an ldap:// connection before binding.
+	StartTLS bool
+	// TLS configures ldaps and StartTLS. Nil means the system roots and the
+	// URL's host as server name: verification is never off by default.
+	TLS *tls.Config
+
+	// BindDN and Password for a simple bind; SASLExternal binds with the
+	// TLS client certificate instead. Neither: anonymous.
+	BindDN       string
+	Password     string
+	SASLExternal bool
+
+	BaseDN     string
+	Scope      int    // ldap.ScopeWholeSubtree by default
+	Filter     string // "(objectClass=*)" by default
+	Attributes []string
+
+	// Handler applies the changes; Cookies keeps the cookie across restarts.
+	Handler Handler
+	Cookies CookieStore
+	// CookieFlushInterval bounds how much a crash can make the link replay:
+	// the cookie is saved at most this often while changes stream in, and
+	// always at the end of a refresh and on Stop. Default 1s.
+	CookieFlushInterval time.Duration
+
+	// Probe selects the keepalive request: "whoami" (default) or "rootdse".
+	Probe string
+	// TCPKeepAlive and TCPUserTimeout are defence in depth under the LDAP
+	// keepalive: the kernel gives up on a dead peer on its own.
+	TCPKeepAlive   time.Duration // default 15s; negative disables
+	TCPUserTimeout time.Duration // default 30s; negative disables
+	// MaxMessage bounds one inbound LDAP message (default 16 MiB); a larger
+	// length prefix is a protocol error, never an allocation.
+	MaxMessage int
+	// QueueBytes bounds what the socket reader buffers ahead of the handler
+	// (default 4 MiB).
+	QueueBytes int
+
+	Logger *slog.Logger
+}
+
+// ErrInvalidConfig is wrapped by every configuration error.
+var ErrInvalidConfig = errors.New("invalid adapter configuration")
+
+func (c *Config) withDefaults() (Config, error) {
+	d := *c
+	if d.URL == "" {
+		return d, fmt.Errorf("%w: URL is empty", ErrInvalidConfig)
+	}
+	u, err := url.Parse(d.URL)
+	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
+		return d, fmt.Errorf("%w: URL %q: want ldap://host:port or ldaps://host:port", ErrInvalidConfig, d.URL)
+	}
+	if u.Scheme == "ldaps" && d.StartTLS {
+		return d, fmt.Errorf("%w: StartTLS on an ldaps:// URL", ErrInvalidConfig)
+	}
+	if d.BaseDN == "" {
+		return d, fmt.Errorf("%w: BaseDN is empty", ErrInvalidConfig)
+	}
+	if _, err := ldap.ParseDN(d.BaseDN); err != nil {
+		return d, fmt.Errorf("%w: BaseDN: %v", ErrInvalidConfig, err)
+	}
+	if d.Handler == nil {
+		return d, fmt.Errorf("%w: Handler is nil", ErrInvalidConfig)
+	}
+	if d.Cookies == nil {
+		d.Cookies = &MemoryCookieStore{}
+	}
+	if d.Filter == "" {
+		d.Filter = "(objectClass=*)"
+	}
+	if _, err := ldap.CompileFilter(d.Filter); err != nil {
+		return d, fmt.Errorf("%w: Filter: %v", ErrInvalidConfig, err)
+	}
+	if d.Scope == 0 {
+		d.Scope = ldap.ScopeWholeSubtree
+	}
+	if d.CookieFlushInterval <= 0 {
+		d.CookieFlushInterval = time.Second
+	}
+	switch d.Probe {
+	case "", "whoami", "rootdse":
+	default:
+		return d, fmt.Errorf("%w: Probe %q: want whoami or rootdse", ErrInvalidConfig, d.Probe)
+	}
+	if d.TCPKeepAlive == 0 {
+		d.TCPKeepAlive = 15 * time.Second
+	}
+	if d.TCPUserTimeout == 0 {
+		d.TCPUserTimeout = 30 * time.Second
+	}
+	if d.MaxMessage <= 0 {
+		d.MaxMessage = 16 << 20
+	}
+	if d.QueueBytes <= 0 {
+		d.QueueBytes = 4 << 20
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	return d, nil
+}

@@ -1,0 +1,46 @@
+package ldapadapter
+
+import (
+	"errors"
+	"fmt"
+)
+
+type wrapErr struct {
+	kind   error
+	format string
+	args   []any
+}
+
+func (e *wrapErr) Error() string { return e.kind.Error() + ": " + fmt.Sprintf(e.format, e.args...) }
+func (e *wrapErr) Unwrap() error { return e.kind }
+
+// ErrHandler is wrapped by the cause of an exception raised because the
+// Handler failed to apply a change.
+var ErrHandler = errors.New("handler failed")
+
+// HandlerError says which change the Handler could not apply.
+type HandlerError struct {
+	Change Change
+	Err    error
+}
+
+func (e *HandlerError) Error() string {
+	return fmt.Sprintf("handler failed on %s %s: %v", e.Change.Op, e.Change.DN, e.Err)
+}
+
+func (e *HandlerError) Unwrap() []error { return []error{ErrHandler, e.Err} }
+
+// ErrRefused is wrapped by the cause of connect-refused: the provider
+// answered and said no (invalid credentials, no such base DN).
+var ErrRefused = errors.New("refused by provider")
+
+// ResultError is an LDAP result code the provider answered with.
+type ResultError struct {
+	Op      string
+	Code    int64
+	Message string
+}
+
+func (e *ResultError) Error() string {
+	return fmt.Sprintf("%s: LDAP result %d: %s", e.Op, e.Code, e.Message)
+}

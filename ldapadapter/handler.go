@@ -1,0 +1,119 @@
+package ldapadapter
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/google/uuid"
+)
+
+// Op is what a Change does to the consumer's copy.
+type Op uint8
+
+const (
+	// Upsert adds the entry or replaces it whole (sync state add or modify:
+	// the provider sends the complete entry either way).
+	Upsert Op = iota + 1
+	// Delete removes the entry with this UUID.
+	Delete
+)
+
+func (o Op) String() string {
+	switch o {
+	case Upsert:
+		return "upsert"
+	case Delete:
+		return "delete"
+	}
+	return "op?"
+}
+
+// Change is one change to apply, keyed by the entry's entryUUID: a rename
+// arrives as an Upsert of the same UUID under a new DN.
+type Change struct {
+	Op    Op
+	UUID  uuid.UUID
+	DN    string      // the new DN for Upsert; for Delete, when the provider sent it
+	Entry *ldap.Entry // nil for Delete
+}
+
+// Handler applies changes to the consumer's copy. Calls come from one
+// goroutine per link, in the provider's order. Apply must be idempotent: after
+// a crash the changes since the last durable cookie are sent again.
+type Handler interface {
+	Apply(ctx context.Context, c Change) error
+	// Known lists the UUIDs the copy holds. A present-phase refresh names
+	// what still exists; the rest was deleted while we were away and is
+	// deleted through Apply.
+	Known(ctx context.Context) ([]uuid.UUID, error)
+}
+
+// HandlerFunc adapts a function that never needs Known (the copy starts
+// empty and is rebuilt by each full refresh) to a Handler.
+type HandlerFunc func(ctx context.Context, c Change) error
+
+func (f HandlerFunc) Apply(ctx context.Context, c Change) error     { return f(ctx, c) }
+func (HandlerFunc) Known(context.Context) ([]uuid.UUID, error) { return nil, nil }
+
+// MemoryStore is a Handler that keeps the copy in memory: for tests, and for
+// mirroring a directory into another system.
+type MemoryStore struct {
+	mu      sync.Mutex
+	entries map[uuid.UUID]*ldap.Entry
+	applied int
+}
+
+// NewMemoryStore returns an empty store.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{entries: map[uuid.UUID]*ldap.Entry{}} }
+
+func (s *MemoryStore) Apply(_ context.Context, c Change) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applied++
+	switch c.Op {
+	case Upsert:
+		s.entries[c.UUID] = c.Entry
+	case Delete:
+		delete(s.entries, c.UUID)
+	}
+	return nil
+}
+
+func (s *MemoryStore) Known(context.Context) ([]uuid.UUID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(s.entries)), nil
+}
+
+// Snapshot returns the copy as DN → attribute → values, sorted values, for
+// comparison with the provider.
+func (s *MemoryStore) Snapshot() map[string]map[string][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]map[string][]string, len(s.entries))
+	for _, e := range s.entries {
+		out[e.DN] = EntryAttributes(e)
+	}
+	return out
+}
+
+// Applied counts the changes applied so far.
+func (s *MemoryStore) Applied() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied
+}
+
+// EntryAttributes flattens an entry into attribute → sorted values.
+func EntryAttributes(e *ldap.Entry) map[string][]string {
+	m := make(map[string][]string, len(e.Attributes))
+	for _, a := range e.Attributes {
+		v := slices.Clone(a.Values)
+		slices.Sort(v)
+		m[a.Name] = v
+	}
+	return m
+}

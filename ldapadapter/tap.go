@@ -1,0 +1,305 @@
+package ldapadapter
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/replink/replink"
+	"github.com/replink/replink/fsm"
+)
+
+// probeIDBase starts the message IDs of keepalive probes, far above any ID
+// go-ldap will reach on one connection, so the tap can tell their answers
+// from go-ldap's and swallow them.
+const probeIDBase = 1 << 30
+
+// ErrNotice is the cause of disconnect-notice.
+var ErrNotice = errors.New("notice of disconnection from provider")
+
+// ErrClosedByProvider is the cause of connection-closed on a clean EOF.
+var ErrClosedByProvider = errors.New("connection closed by provider")
+
+// tap sits between the socket (or TLS) and go-ldap. Its own goroutine reads
+// whole LDAP messages as soon as they arrive, so liveness is measured at the
+// socket whatever the handler is doing: it stamps every read, recognises a
+// Notice of Disconnection (which go-ldap drops), swallows the answers to its
+// own keepalive probes, rejects malformed or unsolicited messages, and
+// reports EOF or reset at once. Everything else is queued for go-ldap,
+// bounded in bytes: when the queue is full the reader waits, and LastRead
+// says "now", because the consumer, not the provider, is behind.
+type tap struct {
+	conn     net.Conn
+	sink     fsm.Sink
+	maxFrame int
+
+	lastRead atomic.Int64 // unix nanos
+	maxSent  atomic.Int64 // highest message ID go-ldap sent
+	probeID  atomic.Int64
+	wmu      sync.Mutex // one whole message per write
+
+	mu      sync.Mutex
+	queue   [][]byte
+	queued  int // bytes in queue
+	limit   int
+	cur     []byte // frame go-ldap is reading
+	err     error  // why reading ended; returned to go-ldap once queue drains
+	closing bool   // we closed it: report nothing
+	armed   bool   // Connected was reported: failures are the tap's to report
+	failed  *event // why reading ended
+	space   chan struct{}
+	data    chan struct{}
+	done    chan struct{}
+}
+
+func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int) *tap {
+	t := &tap{
+		conn: c, sink: sink, maxFrame: maxFrame, limit: queueLimit,
+		space: make(chan struct{}, 1), data: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	t.lastRead.Store(time.Now().UnixNano())
+	t.probeID.Store(probeIDBase)
+	go t.readLoop()
+	return t
+}
+
+// LastRead is when the provider last sent a byte, or now while messages
+// wait for the consumer.
+func (t *tap) LastRead() time.Time {
+	t.mu.Lock()
+	behind := len(t.queue) > 0 || len(t.cur) > 0
+	t.mu.Unlock()
+	if behind {
+		return time.Now()
+	}
+	return time.Unix(0, t.lastRead.Load())
+}
+
+func (t *tap) readLoop() {
+	defer close(t.done)
+	for {
+		frame, err := readFrame(t.conn, t.maxFrame)
+		if len(frame) > 0 || err == nil {
+			t.lastRead.Store(time.Now().UnixNano())
+		}
+		if err != nil {
+			t.fail(classifyReadError(err))
+			return
+		}
+		env, err := parseEnvelope(frame)
+		switch {
+		case err != nil:
+			t.fail(event{replink.Exception, err})
+			return
+		case env.notice:
+			t.fail(event{replink.DisconnectNotice, ErrNotice})
+			return
+		case env.id >= probeIDBase:
+			continue // a keepalive answer: it has done its work by arriving
+		case env.id == 0 || env.id > t.maxSent.Load():
+			t.fail(event{replink.Exception, protocolErrorf("unsolicited message ID %d (op %d)", env.id, env.op)})
+			return
+		}
+		if !t.enqueue(frame) {
+			return
+		}
+	}
+}
+
+type event struct {
+	ev    replink.Event
+	cause error
+}
+
+func classifyReadError(err error) event {
+	switch {
+	case errors.Is(err, ErrProtocol):
+		return event{replink.Exception, err}
+	case errors.Is(err, io.EOF):
+		return event{replink.ConnectionClosed, ErrClosedByProvider}
+	default: // reset, unexpected EOF, TLS alert, timeout
+		return event{replink.ConnectionClosed, err}
+	}
+}
+
+// fail ends reading: the event is reported unless we are the ones closing,
+// then go-ldap sees EOF once it has read what was queued.
+func (t *tap) fail(e event) {
+	t.mu.Lock()
+	closing, armed := t.closing, t.armed
+	if t.err == nil {
+		t.err = io.EOF
+	}
+	t.failed = &e
+	t.mu.Unlock()
+	if !closing && armed {
+		t.sink.Post(e.ev, e.cause)
+	}
+	t.conn.Close()
+	signal(t.data)
+}
+
+func (t *tap) enqueue(frame []byte) bool {
+	for {
+		t.mu.Lock()
+		if t.closing {
+			t.mu.Unlock()
+			return false
+		}
+		if t.queued == 0 || t.queued+len(frame) <= t.limit {
+			t.queue = append(t.queue, frame)
+			t.queued += len(frame)
+			t.mu.Unlock()
+			signal(t.data)
+			return true
+		}
+		t.mu.Unlock()
+		<-t.space
+	}
+}
+
+// Read gives go-ldap the queued messages, byte for byte.
+func (t *tap) Read(p []byte) (int, error) {
+	for {
+		t.mu.Lock()
+		if len(t.cur) == 0 && len(t.queue) > 0 {
+			t.cur = t.queue[0]
+			t.queue[0] = nil
+			t.queue = t.queue[1:]
+			t.queued -= len(t.cur)
+			signal(t.space)
+		}
+		if len(t.cur) > 0 {
+			n := copy(p, t.cur)
+			t.cur = t.cur[n:]
+			t.mu.Unlock()
+			return n, nil
+		}
+		if t.err != nil {
+			err := t.err
+			t.mu.Unlock()
+			return 0, err
+		}
+		t.mu.Unlock()
+		<-t.data
+	}
+}
+
+// Write sends one whole message from go-ldap and remembers its ID, so an
+// answer to a request never made can be recognised.
+func (t *tap) Write(p []byte) (int, error) {
+	if env, err := parseRequestID(p); err == nil {
+		for {
+			cur := t.maxSent.Load()
+			if env <= cur || t.maxSent.CompareAndSwap(cur, env) {
+				break
+			}
+		}
+	}
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	return t.conn.Write(p)
+}
+
+// probe writes a keepalive request with a write deadline, so a provider that
+// stopped reading cannot block the caller.
+func (t *tap) probe(req func(int64) []byte, timeout time.Duration) error {
+	msg := req(t.probeID.Add(1))
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	t.conn.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := t.conn.Write(msg)
+	t.conn.SetWriteDeadline(time.Time{})
+	return err
+}
+
+// arm hands failure reporting to the tap once the link is connected; a
+// failure that came before is reported now. Before arm, connect reports.
+func (t *tap) arm() {
+	t.mu.Lock()
+	t.armed = true
+	f, closing := t.failed, t.closing
+	t.mu.Unlock()
+	if f != nil && !closing {
+		t.sink.Post(f.ev, f.cause)
+	}
+}
+
+// failure is why reading ended, or nil.
+func (t *tap) failure() *event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.failed
+}
+
+// dead reports whether reading has ended, for whatever reason.
+func (t *tap) dead() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err != nil
+}
+
+// shutdown closes the connection without reporting anything.
+func (t *tap) shutdown() {
+	t.mu.Lock()
+	t.closing = true
+	if t.err == nil {
+		t.err = net.ErrClosed
+	}
+	t.mu.Unlock()
+	t.conn.Close()
+	signal(t.data)
+	signal(t.space)
+	<-t.done
+}
+
+func parseRequestID(p []byte) (int64, error) {
+	env, err := parseEnvelopeLoose(p)
+	return env, err
+}
+
+// parseEnvelopeLoose reads only the message ID of an outbound message.
+func parseEnvelopeLoose(p []byte) (int64, error) {
+	// SEQUENCE header, then INTEGER.
+	if len(p) < 5 || p[0] != 0x30 {
+		return 0, ErrProtocol
+	}
+	i := 2
+	if p[1]&0x80 != 0 {
+		i += int(p[1] & 0x7f)
+	}
+	if i+2 > len(p) || p[i] != 0x02 {
+		return 0, ErrProtocol
+	}
+	n := int(p[i+1])
+	if n < 1 || n > 4 || i+2+n > len(p) {
+		return 0, ErrProtocol
+	}
+	var id int64
+	for _, b := range p[i+2 : i+2+n] {
+		id = id<<8 | int64(b)
+	}
+	return id, nil
+}
+
+func protocolErrorf(format string, args ...any) error {
+	return &wrapErr{ErrProtocol, format, args}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Remaining net.Conn methods: go-ldap uses only Read, Write and Close.
+func (t *tap) Close() error                       { t.shutdown(); return nil }
+func (t *tap) LocalAddr() net.Addr                { return t.conn.LocalAddr() }
+func (t *tap) RemoteAddr() net.Addr               { return t.conn.RemoteAddr() }
+func (t *tap) SetDeadline(d time.Time) error      { return t.conn.SetDeadline(d) }
+func (t *tap) SetReadDeadline(d time.Time) error  { return nil }
+func (t *tap) SetWriteDeadline(d time.Time) error { return t.conn.SetWriteDeadline(d) }
