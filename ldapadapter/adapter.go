@@ -1,8 +1,8 @@
 package ldapadapter
 
 import (
-	"crypto/tls"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"

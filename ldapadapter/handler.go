@@ -55,8 +55,8 @@ type Handler interface {
 // empty and is rebuilt by each full refresh) to a Handler.
 type HandlerFunc func(ctx context.Context, c Change) error
 
-func (f HandlerFunc) Apply(ctx context.Context, c Change) error     { return f(ctx, c) }
-func (HandlerFunc) Known(context.Context) ([]uuid.UUID, error) { return nil, nil }
+func (f HandlerFunc) Apply(ctx context.Context, c Change) error { return f(ctx, c) }
+func (HandlerFunc) Known(context.Context) ([]uuid.UUID, error)  { return nil, nil }
 
 // MemoryStore is a Handler that keeps the copy in memory: for tests, and for
 // mirroring a directory into another system.
