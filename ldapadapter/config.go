@@ -1,10 +1,12 @@
 package ldapadapter
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"time"
 
@@ -39,6 +41,11 @@ type Config struct {
 	// the cookie is saved at most this often while changes stream in, and
 	// always at the end of a refresh and on Stop. Default 1s.
 	CookieFlushInterval time.Duration
+
+	// DialContext, if set, opens the connection instead of a net.Dialer
+	// (through a SOCKS proxy, say); TCPKeepAlive and TCPUserTimeout are then
+	// the dialer's business. TLS and StartTLS still apply on top.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// Probe selects the keepalive request: "whoami" (default) or "rootdse".
 	Probe string
@@ -76,6 +83,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if _, err := ldap.ParseDN(d.BaseDN); err != nil {
 		return d, fmt.Errorf("%w: BaseDN: %v", ErrInvalidConfig, err)
+	}
+	if d.BindDN != "" && d.Password == "" && !d.SASLExternal {
+		return d, fmt.Errorf("%w: BindDN without a Password would be an unauthenticated bind", ErrInvalidConfig)
 	}
 	if d.Handler == nil {
 		return d, fmt.Errorf("%w: Handler is nil", ErrInvalidConfig)

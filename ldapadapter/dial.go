@@ -40,7 +40,11 @@ func dial(ctx context.Context, c *Config) (net.Conn, error) {
 	if c.TCPKeepAlive < 0 {
 		d.KeepAlive = -1
 	}
-	raw, err := d.DialContext(ctx, "tcp", host)
+	dialFn := d.DialContext
+	if c.DialContext != nil {
+		dialFn = c.DialContext
+	}
+	raw, err := dialFn(ctx, "tcp", host)
 	if err != nil {
 		return nil, err
 	}
