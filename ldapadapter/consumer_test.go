@@ -1,0 +1,121 @@
+package ldapadapter_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/replink/replink"
+	"github.com/replink/replink/fsm"
+	"github.com/replink/replink/internal/slapdtest"
+	"github.com/replink/replink/ldapadapter"
+)
+
+func linkConfig(name, url string, store ldapadapter.Handler, cookies ldapadapter.CookieStore) ldapadapter.LinkConfig {
+	m := fsm.DefaultConfig()
+	m.KeepaliveInterval, m.KeepaliveTimeout = time.Second, time.Second
+	return ldapadapter.LinkConfig{
+		Name:    name,
+		Machine: m,
+		LDAP: ldapadapter.Config{
+			URL: url, BindDN: slapdtest.ReplicatorDN, Password: slapdtest.ReplicatorPW,
+			BaseDN: slapdtest.BaseDN, Handler: store, Cookies: cookies, Logger: discard,
+		},
+	}
+}
+
+// Case 2: one link is reconfigured, stopped and started at run time; the
+// other never notices.
+func TestConsumerManagesLinksIndependently(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) }) // registered first, runs last
+	srv := slapdtest.Start(t)
+	require.NoError(t, srv.Write(10))
+	pa, pb := slapdtest.NewProxy(t, srv.Addr()), slapdtest.NewProxy(t, srv.Addr())
+	sa, sb := ldapadapter.NewMemoryStore(), ldapadapter.NewMemoryStore()
+	c := ldapadapter.NewConsumer(fsm.WithLogger(discard))
+	defer c.Shutdown()
+	a, err := c.Add(linkConfig("a", pa.URL(), sa, nil))
+	require.NoError(t, err)
+	b, err := c.Add(linkConfig("b", pb.URL(), sb, nil))
+	require.NoError(t, err)
+	_, err = c.Add(linkConfig("a", pa.URL(), sa, nil))
+	require.ErrorIs(t, err, ldapadapter.ErrDuplicateLink)
+	require.ErrorIs(t, c.Start(t.Context(), "zz"), ldapadapter.ErrUnknownLink)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, c.StartAll(ctx))
+	for _, l := range c.Links() {
+		_, err := l.WaitFor(ctx, replink.Persisting)
+		require.NoError(t, err)
+	}
+	bBefore := len(b.History())
+
+	// Reconfigure a onto the other proxy, with another keepalive.
+	cfg := linkConfig("a", pb.URL(), sa, nil)
+	cfg.Machine.KeepaliveInterval = 2 * time.Second
+	require.NoError(t, c.Reconfigure(ctx, cfg))
+	h := a.History()
+	require.Equal(t, replink.Reconfigure, h[len(h)-1].Event)
+	_, err = a.WaitFor(ctx, replink.Persisting)
+	require.NoError(t, err)
+
+	require.NoError(t, c.Stop(ctx, "a"))
+	require.NoError(t, srv.Write(5))
+	require.NoError(t, c.Start(ctx, "a"))
+	_, err = a.WaitFor(ctx, replink.Persisting)
+	require.NoError(t, err)
+
+	require.Equal(t, bBefore, len(b.History()), "link b must not have moved")
+	require.Equal(t, replink.Persisting, b.State())
+	for _, s := range []*ldapadapter.MemoryStore{sa, sb} {
+		require.Eventually(t, func() bool {
+			want, err := srv.Snapshot(ctx)
+			return err == nil && diffTrees(want, s.Snapshot()) == nil
+		}, 5*time.Second, 50*time.Millisecond)
+	}
+	require.ErrorIs(t, c.Reconfigure(ctx, ldapadapter.LinkConfig{Name: "a"}), ldapadapter.ErrInvalidConfig)
+	require.NoError(t, c.Remove("b"))
+	require.ErrorIs(t, c.Remove("b"), ldapadapter.ErrUnknownLink)
+}
+
+// Case 1: a clean shutdown saves the cookie; the next process resumes from it
+// and receives only what changed, including deletes and renames.
+func TestShutdownSavesCookieAndRestartResumes(t *testing.T) {
+	srv := slapdtest.Start(t)
+	require.NoError(t, srv.Write(30))
+	cookies := ldapadapter.FileCookieStore{Path: filepath.Join(t.TempDir(), "cookie")}
+	store := ldapadapter.NewMemoryStore()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+
+	run := func() *ldapadapter.Link {
+		l, err := ldapadapter.NewLink(linkConfig("p", srv.URL(), store, cookies), fsm.WithLogger(discard))
+		require.NoError(t, err)
+		require.NoError(t, l.Start(ctx))
+		_, err = l.WaitFor(ctx, replink.Persisting)
+		require.NoError(t, err)
+		return l
+	}
+	l := run()
+	require.NoError(t, l.Close())
+	saved, err := cookies.Load()
+	require.NoError(t, err)
+	require.NotEmpty(t, saved, "shutdown must leave a cookie")
+	first := store.Applied()
+
+	require.NoError(t, srv.Write(6)) // adds, a modify, a rename
+	require.NoError(t, srv.Delete(3))
+	l = run()
+	defer l.Close()
+	require.Eventually(t, func() bool {
+		want, err := srv.Snapshot(ctx)
+		return err == nil && diffTrees(want, store.Snapshot()) == nil
+	}, 5*time.Second, 50*time.Millisecond)
+	require.Less(t, store.Applied()-first, 20, "resumed from the cookie: no full reload of %d entries", first)
+}

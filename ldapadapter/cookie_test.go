@@ -1,0 +1,63 @@
+package ldapadapter_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/replink/replink/ldapadapter"
+)
+
+func TestFileCookieStore(t *testing.T) {
+	dir := t.TempDir()
+	s := ldapadapter.FileCookieStore{Path: filepath.Join(dir, "cookie")}
+	c, err := s.Load()
+	require.NoError(t, err)
+	require.Nil(t, c, "no file: no cookie")
+	require.NoError(t, s.Save([]byte("rid=001,csn=1")))
+	require.NoError(t, s.Save([]byte("rid=001,csn=2")))
+	c, err = s.Load()
+	require.NoError(t, err)
+	require.Equal(t, "rid=001,csn=2", string(c))
+	left, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, left, 1, "no temporary files left behind")
+
+	bad := ldapadapter.FileCookieStore{Path: filepath.Join(dir, "missing", "cookie")}
+	require.Error(t, bad.Save([]byte("x")), "a directory that does not exist is an error, not a panic")
+}
+
+func TestMemoryCookieStoreCopies(t *testing.T) {
+	var s ldapadapter.MemoryCookieStore
+	b := []byte("abc")
+	require.NoError(t, s.Save(b))
+	b[0] = 'X'
+	c, _ := s.Load()
+	require.Equal(t, "abc", string(c))
+}
+
+func TestConfigErrors(t *testing.T) {
+	ok := ldapadapter.Config{URL: "ldap://127.0.0.1:389", BaseDN: "dc=t", Handler: ldapadapter.NewMemoryStore()}
+	_, err := ldapadapter.New(ok)
+	require.NoError(t, err)
+	for name, edit := range map[string]func(*ldapadapter.Config){
+		"empty URL":          func(c *ldapadapter.Config) { c.URL = "" },
+		"http URL":           func(c *ldapadapter.Config) { c.URL = "http://x" },
+		"StartTLS on ldaps":  func(c *ldapadapter.Config) { c.URL, c.StartTLS = "ldaps://x", true },
+		"empty base":         func(c *ldapadapter.Config) { c.BaseDN = "" },
+		"bad base":           func(c *ldapadapter.Config) { c.BaseDN = "not a dn" },
+		"bad filter":         func(c *ldapadapter.Config) { c.Filter = "(unbalanced" },
+		"no handler":         func(c *ldapadapter.Config) { c.Handler = nil },
+		"bind without pw":    func(c *ldapadapter.Config) { c.BindDN = "cn=x,dc=t" },
+		"unknown probe kind": func(c *ldapadapter.Config) { c.Probe = "ping" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := ok
+			edit(&c)
+			_, err := ldapadapter.New(c)
+			require.ErrorIs(t, err, ldapadapter.ErrInvalidConfig)
+		})
+	}
+}

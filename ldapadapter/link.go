@@ -1,0 +1,123 @@
+package ldapadapter
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/replink/replink"
+	"github.com/replink/replink/fsm"
+)
+
+// LinkConfig is everything one link needs: the provider side (LDAP) and the
+// machine's timers and mode (Machine).
+type LinkConfig struct {
+	Name    string
+	LDAP    Config
+	Machine fsm.Config
+}
+
+// Link is one replication link: a state machine driving an LDAP adapter that
+// applies changes through a Handler and keeps its cookie in a CookieStore.
+// Its methods are safe for concurrent use.
+type Link struct {
+	name    string
+	m       *fsm.Machine
+	adapter atomic.Pointer[Adapter]
+}
+
+// NewLink validates cfg and returns a stopped link. Close releases it.
+func NewLink(cfg LinkConfig, opts ...fsm.Option) (*Link, error) {
+	a, err := New(cfg.LDAP)
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{name: cfg.Name}
+	l.adapter.Store(a)
+	opts = append([]fsm.Option{fsm.WithName(cfg.Name), fsm.WithLogger(a.cfg.Logger)}, opts...)
+	m, err := fsm.New(cfg.Machine, switchable{l}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	l.m = m
+	return l, nil
+}
+
+// switchable hands each new connection to the adapter in force, so that
+// Reconfigure can change the provider side too.
+type switchable struct{ l *Link }
+
+func (s switchable) Connect(ctx context.Context, sink fsm.Sink) fsm.Conn {
+	return s.l.adapter.Load().Connect(ctx, sink)
+}
+
+// Name is the link's name.
+func (l *Link) Name() string { return l.name }
+
+// Start connects the link (from Stopped or Failed).
+func (l *Link) Start(ctx context.Context) error { return l.m.Start(ctx) }
+
+// Stop unbinds, saves the cookie and leaves the link Stopped, leaving every
+// other link alone (case 2).
+func (l *Link) Stop(ctx context.Context) error { return l.m.Stop(ctx) }
+
+// Reconfigure validates cfg and applies it: a running link reconnects with
+// it at once, a stopped link keeps it for its next start. The name stays.
+func (l *Link) Reconfigure(ctx context.Context, cfg LinkConfig) error {
+	a, err := New(cfg.LDAP)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Machine.Validate(); err != nil {
+		return err
+	}
+	old := l.adapter.Swap(a)
+	if err := l.m.Reconfigure(ctx, cfg.Machine); err != nil {
+		l.adapter.CompareAndSwap(a, old)
+		return err
+	}
+	return nil
+}
+
+// State is the link's current state.
+func (l *Link) State() replink.State { return l.m.State() }
+
+// Watch calls fn with every transition from now on, in order (see
+// fsm.Machine.Observe); the returned function stops it.
+func (l *Link) Watch(fn func(fsm.Transition)) (cancel func()) { return l.m.Observe(fn) }
+
+// History returns the link's recent transitions, oldest first.
+func (l *Link) History() []fsm.Transition { return l.m.History() }
+
+// WaitFor blocks until the link is in one of states, or ctx ends.
+func (l *Link) WaitFor(ctx context.Context, states ...replink.State) (replink.State, error) {
+	ch := make(chan replink.State, 1)
+	in := func(s replink.State) bool {
+		for _, w := range states {
+			if s == w {
+				return true
+			}
+		}
+		return false
+	}
+	cancel := l.m.Observe(func(t fsm.Transition) {
+		if in(t.To) {
+			select {
+			case ch <- t.To:
+			default:
+			}
+		}
+	})
+	defer cancel()
+	if s := l.m.State(); in(s) {
+		return s, nil
+	}
+	select {
+	case s := <-ch:
+		return s, nil
+	case <-ctx.Done():
+		return l.m.State(), ctx.Err()
+	}
+}
+
+// Close shuts the link down (unbind, cookie saved) and releases it.
+func (l *Link) Close() error { return l.m.Close() }
