@@ -1,13 +1,19 @@
 # replink: two commands do everything on a fresh machine.
-#   make demo   the state machine as a picture, and a fault scenario running
+#   make demo   install slapd if needed, draw the state machine, then run the
+#               six cases of the design mail against a real slapd with real
+#               faults and print how long each took to detect
 #   make test   vet, and every test with the race detector
 GO ?= go
 
-.PHONY: demo test vet generate bench
-demo:
-	$(GO) run ./cmd/fsmviz
+.PHONY: demo test vet deps generate bench
+demo: deps
 	$(GO) run ./cmd/fsmviz -format mermaid
-	$(GO) run ./cmd/replink simulate testdata/conformance/case5-provider-hang.txt
+	@if command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; then \
+		$(GO) run ./cmd/replink tour; \
+	else \
+		echo "slapd missing: running a scenario against the simulated provider instead"; \
+		$(GO) run ./cmd/replink simulate testdata/conformance/case5-provider-hang.txt; \
+	fi
 
 test: vet
 	$(GO) test -race -count=1 ./...
@@ -16,8 +22,11 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 
+deps:
+	@bash scripts/install-deps.sh
+
 generate:
 	$(GO) generate ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./fsm/
+	$(GO) test -run '^$$' -bench . -benchmem ./fsm/ ./ldapadapter/

@@ -14,5 +14,7 @@
 // delete, crash, restart, wait) or check (expect, quiet, state, check
 // in-sync). Faults are abstract: a [Target] maps provider-hang to a
 // simulated hang or to SIGSTOP on a real slapd, so the same files specify
-// both. "within" counts from the end of the previous step.
+// both. "within" counts from the start of the previous action (a fault is
+// timed from the moment it is injected), from the end of a wait or check,
+// or from the previous expected transition.
 package conformance

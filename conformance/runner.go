@@ -29,10 +29,13 @@ type Options struct {
 	Trace func(line int, step string, tr *fsm.Transition)
 }
 
-// Measurement is one matched expectation, with how long it took.
+// Measurement is one matched expectation, with how long it took after the
+// step before it (After): for the first expectation after a fault, the
+// time from the fault to its detection.
 type Measurement struct {
 	Line    int
 	Step    string
+	After   string
 	Elapsed time.Duration
 }
 
@@ -75,6 +78,7 @@ func Run(ctx context.Context, s *Script, t Target, o Options) (*Result, error) {
 		if err := r.step(ctx, st); err != nil {
 			return r.res, fmt.Errorf("%s:%d: %w", s.Name, st.Line, err)
 		}
+		r.prev = strings.Join(append([]string{st.Verb}, st.Args...), " ")
 	}
 	r.res.Transcript = strings.Join(r.out, "\n") + "\n"
 	return r.res, nil
@@ -92,6 +96,7 @@ type runner struct {
 	trs     chan fsm.Transition
 	unwatch func()
 	ref     time.Time // where the next "within" counts from
+	prev    string    // the step ref belongs to
 }
 
 func (r *runner) bound(d time.Duration) time.Duration {
@@ -136,6 +141,7 @@ func (r *runner) closeMachine() {
 
 func (r *runner) step(ctx context.Context, st Step) error {
 	var err error
+	begin := time.Now()
 	switch st.Verb {
 	case "config":
 		if r.m != nil {
@@ -201,7 +207,14 @@ func (r *runner) step(ctx context.Context, st Step) error {
 		r.expect(ctx, st)
 		return nil // expect sets ref itself
 	}
-	r.ref = time.Now()
+	switch st.Verb {
+	case "wait", "quiet", "state", "check":
+		r.ref = time.Now()
+	default:
+		// An action is timed from its start: a provider's FIN can reach
+		// the consumer before the SIGTERM that caused it has been reaped.
+		r.ref = begin
+	}
 	return err
 }
 
@@ -247,7 +260,7 @@ func (r *runner) expect(ctx context.Context, st Step) {
 	elapsed := tr.Time.Sub(r.ref)
 	r.ref = tr.Time
 	if tr.To == st.State && tr.Event == st.Event && elapsed <= limit {
-		r.res.Measured = append(r.res.Measured, Measurement{Line: st.Line, Step: strings.Join(st.Args, " "), Elapsed: elapsed})
+		r.res.Measured = append(r.res.Measured, Measurement{Line: st.Line, Step: strings.Join(st.Args, " "), After: r.prev, Elapsed: elapsed})
 		return
 	}
 	cause := ""

@@ -11,6 +11,7 @@ import (
 
 	"github.com/replink/replink"
 	"github.com/replink/replink/fsm"
+	"github.com/replink/replink/internal/realtarget"
 	"github.com/replink/replink/internal/slapdtest"
 	"github.com/replink/replink/ldapadapter"
 )
@@ -76,7 +77,7 @@ func TestConsumerManagesLinksIndependently(t *testing.T) {
 	for _, s := range []*ldapadapter.MemoryStore{sa, sb} {
 		require.Eventually(t, func() bool {
 			want, err := srv.Snapshot(ctx)
-			return err == nil && diffTrees(want, s.Snapshot()) == nil
+			return err == nil && realtarget.DiffTrees(want, s.Snapshot()) == nil
 		}, 5*time.Second, 50*time.Millisecond)
 	}
 	require.ErrorIs(t, c.Reconfigure(ctx, ldapadapter.LinkConfig{Name: "a"}), ldapadapter.ErrInvalidConfig)
@@ -115,7 +116,7 @@ func TestShutdownSavesCookieAndRestartResumes(t *testing.T) {
 	defer l.Close()
 	require.Eventually(t, func() bool {
 		want, err := srv.Snapshot(ctx)
-		return err == nil && diffTrees(want, store.Snapshot()) == nil
+		return err == nil && realtarget.DiffTrees(want, store.Snapshot()) == nil
 	}, 5*time.Second, 50*time.Millisecond)
 	require.Less(t, store.Applied()-first, 20, "resumed from the cookie: no full reload of %d entries", first)
 }

@@ -1,5 +1,8 @@
 // Command replink runs replication links from the command line.
 //
+//	replink tour            run the six cases of the design mail against a
+//	                        real slapd it starts itself, with real faults, and
+//	                        print how long each took to detect
 //	replink simulate FILE   run a conformance scenario against the simulated
 //	                        provider, in real time, printing every transition
 package main
@@ -30,6 +33,7 @@ func main() {
 }
 
 const usage = `usage:
+  replink tour [-scenarios GLOB]       the six cases against a real slapd, with timings
   replink simulate [-entries N] FILE   run a scenario against the simulated provider
 `
 
@@ -41,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "simulate":
 		return simulate(ctx, args[1:], stdout, stderr)
+	case "tour":
+		return tour(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])

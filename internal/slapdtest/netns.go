@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync/atomic"
-	"testing"
 )
 
 // Netns is a provider host the test owns: a network namespace joined to the
@@ -14,7 +13,7 @@ import (
 // the link and the host without a FIN reaching the consumer; Return builds a
 // fresh host at the same address.
 type Netns struct {
-	t              testing.TB
+	t              TB
 	name, vethHost string
 	hostIP, nsIP   string
 	subnet         string
@@ -23,7 +22,7 @@ type Netns struct {
 var netnsSeq atomic.Int32
 
 // RequireNetns skips the test unless it runs as root with ip(8).
-func RequireNetns(t testing.TB) {
+func RequireNetns(t TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("half-open test needs root to create a network namespace")
@@ -34,7 +33,7 @@ func RequireNetns(t testing.TB) {
 }
 
 // NewNetns creates the namespace and its link; the test's cleanup deletes them.
-func NewNetns(t testing.TB) *Netns {
+func NewNetns(t TB) *Netns {
 	t.Helper()
 	RequireNetns(t)
 	n := int(netnsSeq.Add(1)) % 250

@@ -3,7 +3,6 @@ package slapdtest
 import (
 	"net"
 	"sync"
-	"testing"
 	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -33,7 +32,7 @@ type flow struct {
 }
 
 // NewProxy listens on a free loopback port and forwards to upstream.
-func NewProxy(t testing.TB, upstream string) *Proxy {
+func NewProxy(t TB, upstream string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -36,6 +35,17 @@ const (
 	ReplicatorPW = "replicator-secret"
 )
 
+// TB is the part of testing.TB the harness uses, so that a command (the
+// demo) can drive it too.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+	Cleanup(func())
+	TempDir() string
+}
+
 // Binary is the slapd found on PATH or in /usr/sbin, or "".
 func Binary() string {
 	if p, err := exec.LookPath("slapd"); err == nil {
@@ -49,7 +59,7 @@ func Binary() string {
 
 // Require skips the test when slapd is missing, saying how to install it;
 // under CI=true it fails instead, so a broken CI image cannot pass silently.
-func Require(t testing.TB) string {
+func Require(t TB) string {
 	t.Helper()
 	bin := Binary()
 	if bin != "" {
@@ -66,7 +76,7 @@ func Require(t testing.TB) string {
 // Server is one slapd process and its data directory; it can be stopped,
 // killed, paused and started again on the same data and address.
 type Server struct {
-	t    testing.TB
+	t    TB
 	bin  string
 	Dir  string
 	Host string
@@ -80,7 +90,7 @@ type Server struct {
 
 // Start writes a configuration, loads the base entries and starts slapd on
 // a free port of host ("" means 127.0.0.1).
-func Start(t testing.TB, opts ...func(*Server)) *Server {
+func Start(t TB, opts ...func(*Server)) *Server {
 	t.Helper()
 	s := &Server{t: t, bin: Require(t), Dir: t.TempDir(), Host: "127.0.0.1"}
 	for _, o := range opts {
@@ -98,7 +108,7 @@ func Start(t testing.TB, opts ...func(*Server)) *Server {
 }
 
 // FreePort returns a loopback TCP port nobody listens on right now.
-func FreePort(t testing.TB) int {
+func FreePort(t TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/replink/replink/conformance"
+	"github.com/replink/replink/fsm"
+	"github.com/replink/replink/internal/realtarget"
+	"github.com/replink/replink/internal/slapdtest"
+)
+
+// tour runs scenarios against a real slapd it starts itself, printing every
+// transition, then a table of how long each fault took to be detected.
+func tour(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tour", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pattern := fs.String("scenarios", "testdata/conformance/case*.txt", "scenario files to run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if slapdtest.Binary() == "" {
+		return errors.New("slapd is not installed: apt-get install slapd ldap-utils (the tour starts its own slapd; the system service is not used)")
+	}
+	files, err := filepath.Glob(*pattern)
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no scenario matches %q", *pattern)
+	}
+	var rows []row
+	failed := 0
+	for _, f := range files {
+		r, err := tourOne(ctx, f, stdout)
+		if err != nil {
+			fmt.Fprintf(stdout, "  %s: %v\n", filepath.Base(f), err)
+			if !errors.Is(err, errSkipped) {
+				failed++
+			}
+			continue
+		}
+		rows = append(rows, r...)
+	}
+	fmt.Fprintln(stdout, "\nTime from each fault (or admin action) to the state it leads to, real slapd, real time:")
+	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tafter\tdetected as\tbound\tmeasured")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", r.scenario, r.after, r.step, r.bound, r.elapsed.Round(100*time.Microsecond))
+	}
+	tw.Flush()
+	if failed > 0 {
+		return fmt.Errorf("%d scenarios did not conform", failed)
+	}
+	return nil
+}
+
+type row struct {
+	scenario, after, step, bound string
+	elapsed                      time.Duration
+}
+
+var errSkipped = errors.New("skipped")
+
+func tourOne(ctx context.Context, file string, stdout io.Writer) (rows []row, err error) {
+	s, err := conformance.ParseFile(file)
+	if err != nil {
+		return nil, err
+	}
+	name := strings.TrimSuffix(filepath.Base(file), ".txt")
+	tb := &cmdTB{}
+	defer tb.cleanup()
+	defer func() {
+		if p := recover(); p != nil {
+			e, ok := p.(tbStop)
+			if !ok {
+				panic(p)
+			}
+			rows, err = nil, e.err
+		}
+	}()
+	fmt.Fprintf(stdout, "\n== %s\n", name)
+	target := realtarget.New(tb, strings.Contains(name, "half-open"))
+	start := time.Now()
+	res, err := conformance.Run(ctx, s, target, conformance.Options{
+		Slack:          250 * time.Millisecond,
+		MaxQuiet:       5 * time.Second,
+		MachineOptions: []fsm.Option{fsm.WithName(name), fsm.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))},
+		Trace: func(line int, step string, tr *fsm.Transition) {
+			at := fmt.Sprintf("%7.3fs", time.Since(start).Seconds())
+			if tr == nil {
+				fmt.Fprintf(stdout, "%s  %3d: %s\n", at, line, step)
+				return
+			}
+			cause := ""
+			if tr.Cause != nil {
+				cause = "  (" + tr.Cause.Error() + ")"
+			}
+			fmt.Fprintf(stdout, "%s       %s -> %s on %s%s\n", at, tr.From, tr.To, tr.Event, cause)
+		},
+	})
+	if errors.Is(err, realtarget.ErrUnsupported) {
+		return nil, fmt.Errorf("%w: %v", errSkipped, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := res.Err(); err != nil {
+		return nil, err
+	}
+	for _, m := range res.Measured {
+		verb, _, _ := strings.Cut(m.After, " ")
+		switch verb {
+		case "fault", "stop", "shutdown", "crash", "reconfigure":
+			f := strings.Fields(m.Step)
+			rows = append(rows, row{name, m.After, f[0] + " on " + f[2], f[4], m.Elapsed})
+		}
+	}
+	return rows, nil
+}
+
+// cmdTB lets the test harness run in a command: Fatal and Skip end the
+// scenario, Cleanup runs when it ends.
+type cmdTB struct {
+	cleanups []func()
+	dirs     []string
+}
+
+type tbStop struct{ err error }
+
+func (*cmdTB) Helper()                           {}
+func (*cmdTB) Fatal(args ...any)                 { panic(tbStop{errors.New(fmt.Sprint(args...))}) }
+func (*cmdTB) Fatalf(format string, args ...any) { panic(tbStop{fmt.Errorf(format, args...)}) }
+func (*cmdTB) Skip(args ...any)                  { panic(tbStop{fmt.Errorf("%w: %s", errSkipped, fmt.Sprint(args...))}) }
+func (t *cmdTB) Cleanup(f func())                { t.cleanups = append(t.cleanups, f) }
+
+func (t *cmdTB) TempDir() string {
+	d, err := os.MkdirTemp("", "replink-tour-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.dirs = append(t.dirs, d)
+	return d
+}
+
+func (t *cmdTB) cleanup() {
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
+	}
+	for _, d := range t.dirs {
+		os.RemoveAll(d)
+	}
+}

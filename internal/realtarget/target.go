@@ -1,0 +1,205 @@
+// Package realtarget runs conformance scenarios against a real slapd: each
+// abstract fault of a script is mapped to the real one (a signal, a proxy
+// action, a vanishing network namespace), the consumer's copy is a
+// MemoryStore and its cookie a file.
+package realtarget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/replink/replink/fsm"
+	"github.com/replink/replink/internal/slapdtest"
+	"github.com/replink/replink/ldapadapter"
+)
+
+// ErrUnsupported marks a fault this target cannot inject for real.
+var ErrUnsupported = errors.New("fault not available against a real slapd")
+
+// Target runs conformance scripts against a real slapd behind a fault
+// proxy, with a MemoryStore as the consumer's copy and a cookie file.
+type Target struct {
+	t       slapdtest.TB
+	srv     *slapdtest.Server
+	proxy   *slapdtest.Proxy
+	ns      *slapdtest.Netns // half-open scenarios only
+	store   *failingStore
+	cookies string
+	proc    *crashableCookies
+}
+
+func New(t slapdtest.TB, halfOpen bool) *Target {
+	st := &Target{t: t, store: &failingStore{MemoryStore: ldapadapter.NewMemoryStore()}, cookies: filepath.Join(t.TempDir(), "cookie")}
+	if halfOpen {
+		st.ns = slapdtest.NewNetns(t)
+		st.srv = slapdtest.Start(t, st.ns.Place)
+	} else {
+		st.srv = slapdtest.Start(t)
+		st.proxy = slapdtest.NewProxy(t, st.srv.Addr())
+	}
+	if err := st.srv.Write(20); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func (st *Target) url() string {
+	if st.proxy != nil {
+		return st.proxy.URL()
+	}
+	return st.srv.URL()
+}
+
+func (st *Target) Adapter() fsm.Adapter {
+	st.proc = &crashableCookies{inner: ldapadapter.FileCookieStore{Path: st.cookies}}
+	a, err := ldapadapter.New(ldapadapter.Config{
+		URL:      st.url(),
+		BindDN:   slapdtest.ReplicatorDN,
+		Password: slapdtest.ReplicatorPW,
+		BaseDN:   slapdtest.BaseDN,
+		Handler:  st.store,
+		Cookies:  st.proc,
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	return a
+}
+
+func (st *Target) Fault(name string, arg time.Duration) error {
+	switch name {
+	case "provider-hang":
+		st.srv.Pause()
+	case "provider-resume":
+		st.srv.Resume()
+	case "provider-stop":
+		st.srv.Stop()
+	case "provider-crash":
+		st.srv.Kill()
+	case "provider-start":
+		st.srv.Launch()
+	case "provider-notice":
+		st.proxy.Notice()
+	case "link-close":
+		st.proxy.CloseAll()
+	case "link-reset":
+		st.proxy.ResetAll()
+	case "link-blackhole":
+		st.proxy.Blackhole(true)
+	case "link-restore":
+		st.proxy.Blackhole(false)
+	case "link-idle-cut":
+		st.proxy.IdleCut(arg)
+	case "provider-vanish":
+		st.ns.Vanish(st.srv)
+	case "provider-return":
+		st.ns.Return(st.srv)
+	case "protocol-error":
+		st.proxy.Inject([]byte{0x30, 0x84, 0x7f, 0xff, 0xff, 0xff}) // a 2 GiB length prefix
+	case "handler-error":
+		st.store.failNext.Store(true)
+	case "refuse-credentials":
+		return st.srv.SetReplicatorPassword("changed-by-admin")
+	case "accept-credentials":
+		return st.srv.SetReplicatorPassword(slapdtest.ReplicatorPW)
+	default:
+		return fmt.Errorf("%w: %s", ErrUnsupported, name)
+	}
+	return nil
+}
+
+func (st *Target) Write(n int) error  { return st.srv.Write(n) }
+func (st *Target) Delete(n int) error { return st.srv.Delete(n) }
+func (st *Target) Crash()             { st.proc.dead.Store(true) }
+
+// InSync compares the provider with the consumer's copy. A change made just
+// before the check may still be on its way, so it looks a few times.
+func (st *Target) InSync() error {
+	var err error
+	for i := 0; i < 40; i++ {
+		var want map[string]map[string][]string
+		want, err = st.srv.Snapshot(context.Background())
+		if err != nil {
+			return err
+		}
+		if err = DiffTrees(want, st.store.Snapshot()); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return err
+}
+
+// DiffTrees describes how got differs from want (DN → attribute → values), or returns nil.
+func DiffTrees(want, got map[string]map[string][]string) error {
+	var d []string
+	for dn, w := range want {
+		g, ok := got[dn]
+		if !ok {
+			d = append(d, "missing "+dn)
+			continue
+		}
+		if fmt.Sprint(sortedAttrs(w)) != fmt.Sprint(sortedAttrs(g)) {
+			d = append(d, "differs "+dn)
+		}
+	}
+	for dn := range got {
+		if _, ok := want[dn]; !ok {
+			d = append(d, "extra "+dn)
+		}
+	}
+	if len(d) == 0 {
+		return nil
+	}
+	sort.Strings(d)
+	return fmt.Errorf("%d entries vs %d: %s", len(got), len(want), strings.Join(d, "; "))
+}
+
+func sortedAttrs(m map[string][]string) []string {
+	var out []string
+	for k, v := range m {
+		out = append(out, strings.ToLower(k)+"="+strings.Join(v, ","))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// failingStore fails the next change when told to (fault handler-error).
+type failingStore struct {
+	*ldapadapter.MemoryStore
+	failNext atomic.Bool
+}
+
+func (s *failingStore) Apply(ctx context.Context, c ldapadapter.Change) error {
+	if s.failNext.CompareAndSwap(true, false) {
+		return errors.New("disk full (injected)")
+	}
+	return s.MemoryStore.Apply(ctx, c)
+}
+
+// crashableCookies loses every save once its process has "crashed".
+type crashableCookies struct {
+	inner ldapadapter.CookieStore
+	dead  atomic.Bool
+	mu    sync.Mutex
+}
+
+func (c *crashableCookies) Load() ([]byte, error) { return c.inner.Load() }
+func (c *crashableCookies) Save(b []byte) error {
+	if c.dead.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inner.Save(b)
+}
