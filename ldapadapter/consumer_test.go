@@ -76,7 +76,7 @@ func TestConsumerManagesLinksIndependently(t *testing.T) {
 	require.Equal(t, replink.Persisting, b.State())
 	for _, s := range []*ldapadapter.MemoryStore{sa, sb} {
 		require.Eventually(t, func() bool {
-			want, err := srv.Snapshot(ctx)
+			want, err := srv.Snapshot(ctx, slapdtest.BaseDN)
 			return err == nil && realtarget.DiffTrees(want, s.Snapshot()) == nil
 		}, 5*time.Second, 50*time.Millisecond)
 	}
@@ -115,7 +115,7 @@ func TestShutdownSavesCookieAndRestartResumes(t *testing.T) {
 	l = run()
 	defer l.Close()
 	require.Eventually(t, func() bool {
-		want, err := srv.Snapshot(ctx)
+		want, err := srv.Snapshot(ctx, slapdtest.BaseDN)
 		return err == nil && realtarget.DiffTrees(want, store.Snapshot()) == nil
 	}, 5*time.Second, 50*time.Millisecond)
 	require.Less(t, store.Applied()-first, 20, "resumed from the cookie: no full reload of %d entries", first)

@@ -45,9 +45,10 @@ type Change struct {
 // a crash the changes since the last durable cookie are sent again.
 type Handler interface {
 	Apply(ctx context.Context, c Change) error
-	// Known lists the UUIDs the copy holds. A present-phase refresh names
-	// what still exists; the rest was deleted while we were away and is
-	// deleted through Apply.
+	// Known lists the UUIDs the copy holds. A present-phase refresh, and any
+	// refresh without a cookie (a first load, a lost cookie, e-syncRefreshRequired),
+	// names what still exists; the rest was deleted while we were away and
+	// is deleted through Apply.
 	Known(ctx context.Context) ([]uuid.UUID, error)
 }
 

@@ -168,8 +168,14 @@ func syncEntry(id int64, dn string, u uuid.UUID, state int64, cookie string) []b
 
 // refreshPresentDone is the Sync Info message ending a refresh in
 // refreshAndPersist: refreshPresent with refreshDone TRUE.
-func refreshPresentDone(id int64, cookie string) []byte {
-	val := ber.Encode(ber.ClassContext, ber.TypeConstructed, 2, nil, "")
+func refreshPresentDone(id int64, cookie string) []byte { return refreshEnd(id, 2, cookie) }
+
+// refreshDeleteDone ends it with refreshDelete instead, as slapd does after
+// a refresh without a cookie.
+func refreshDeleteDone(id int64, cookie string) []byte { return refreshEnd(id, 1, cookie) }
+
+func refreshEnd(id int64, phase ber.Tag, cookie string) []byte {
+	val := ber.Encode(ber.ClassContext, ber.TypeConstructed, phase, nil, "")
 	val.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, cookie, ""))
 	ir := ber.Encode(ber.ClassApplication, ber.TypeConstructed, 25, nil, "")
 	ir.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, "1.3.6.1.4.1.4203.1.9.1.4", ""))

@@ -56,6 +56,8 @@ type session struct {
 	req      fsm.SyncRequest
 	seen     map[uuid.UUID]struct{} // present phase: entries the provider still has
 	refreshd bool                   // refresh-done already reported
+	reload   bool                   // no cookie: the refresh names every entry the provider has
+	pruned   bool                   // unseen entries already deleted in this refresh
 }
 
 // run streams the search and returns the event that ended it, or 0.
@@ -74,6 +76,10 @@ func (s *session) run(ctx context.Context, lc *ldap.Conn) (replink.Event, error)
 	if err != nil {
 		return replink.Exception, fmt.Errorf("cookie store: %w", err)
 	}
+	// Without a cookie the provider sends its whole content, whatever phase
+	// it says it ends with, so what it did not name is gone: a consumer
+	// that kept its copy across a lost or dropped cookie must prune it.
+	s.reload = len(cookie) == 0
 	mode := ldap.SyncRequestModeRefreshAndPersist
 	if s.req.Mode == replink.RefreshOnly {
 		mode = ldap.SyncRequestModeRefreshOnly
@@ -204,7 +210,7 @@ func (s *session) done(ctx context.Context, cookie []byte, present bool) (replin
 // save, and refresh-done, in that order, so a restart after refresh-done
 // never misses a deletion.
 func (s *session) endRefresh(ctx context.Context, cookie []byte, present bool) error {
-	if present {
+	if (present || s.reload) && !s.pruned {
 		if err := s.deleteUnseen(ctx); err != nil {
 			return err
 		}
@@ -234,5 +240,6 @@ func (s *session) deleteUnseen(ctx context.Context) error {
 		}
 	}
 	clear(s.seen)
+	s.pruned = true
 	return nil
 }

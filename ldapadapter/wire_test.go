@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
@@ -222,6 +223,42 @@ func TestWireRefreshRequired(t *testing.T) {
 		require.Len(t, cookies, 2)
 		require.Empty(t, cookies[1], "refresh required drops the cookie")
 	})
+}
+
+// TestWireReloadPrunes: a refresh without a cookie names everything the
+// provider has, so the copy loses what it was not told about, whichever phase
+// the provider says it ended with. With a cookie, a delete phase is
+// incremental and the rest of the copy stays.
+func TestWireReloadPrunes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cookie string
+		end    func(int64, string) []byte
+		want   int
+	}{
+		{"no cookie, present phase", "", refreshPresentDone, 3},
+		{"no cookie, delete phase (slapd)", "", refreshDeleteDone, 3},
+		{"cookie, delete phase", "cookie-0", refreshDeleteDone, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				store := ldapadapter.NewMemoryStore()
+				for _, dn := range []string{"cn=stale1,dc=t", "cn=stale2,dc=t"} {
+					require.NoError(t, store.Apply(t.Context(), ldapadapter.Change{Op: ldapadapter.Upsert, UUID: uuid.New(), DN: dn, Entry: ldap.NewEntry(dn, nil)}))
+				}
+				cookies := &ldapadapter.MemoryCookieStore{}
+				require.NoError(t, cookies.Save([]byte(tc.cookie)))
+				w := startWire(t, func(p *peer, id int64, _ []byte) {
+					for i := 0; i < 3; i++ {
+						p.write(syncEntry(id, "cn=e"+string(rune('a'+i))+",dc=t", uuid.New(), 1, ""))
+					}
+					p.write(tc.end(id, "cookie-1"))
+				}, store, func(c *ldapadapter.Config) { c.Cookies = cookies })
+				waitState(t, w.machine, replink.Persisting, time.Second)
+				require.Len(t, store.Snapshot(), tc.want)
+			})
+		})
+	}
 }
 
 type failStore struct{ *ldapadapter.MemoryStore }

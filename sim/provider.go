@@ -131,7 +131,10 @@ func (p *Provider) Fault(name string, arg time.Duration) error {
 		for c := range p.conns {
 			c.handlerFault = true
 		}
-	case "refresh-required":
+	case "refresh-required": // the base is replaced by a new, empty one; no cookie can follow that
+		p.entries = map[string]string{}
+		p.log = nil
+		p.csn++
 		for c := range p.conns {
 			c.report(replink.RefreshRequired, nil)
 		}

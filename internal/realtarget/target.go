@@ -26,7 +26,10 @@ import (
 var ErrUnsupported = errors.New("fault not available against a real slapd")
 
 // Target runs conformance scripts against a real slapd behind a fault
-// proxy, with a MemoryStore as the consumer's copy and a cookie file.
+// proxy, with a MemoryStore as the consumer's copy of ou=people and a
+// cookie file. The consumer syncs ou=people rather than the suffix so that
+// the provider can be made to demand a full refresh for real, by replacing
+// that base.
 type Target struct {
 	t       slapdtest.TB
 	srv     *slapdtest.Server
@@ -65,7 +68,7 @@ func (st *Target) Adapter() fsm.Adapter {
 		URL:      st.url(),
 		BindDN:   slapdtest.ReplicatorDN,
 		Password: slapdtest.ReplicatorPW,
-		BaseDN:   slapdtest.BaseDN,
+		BaseDN:   slapdtest.PeopleDN,
 		Handler:  st.store,
 		Cookies:  st.proc,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -110,6 +113,8 @@ func (st *Target) Fault(name string, arg time.Duration) error {
 		st.store.failNext.Store(true)
 	case "refuse-credentials":
 		return st.srv.SetReplicatorPassword("changed-by-admin")
+	case "refresh-required":
+		return st.srv.ReplaceBase()
 	case "accept-credentials":
 		return st.srv.SetReplicatorPassword(slapdtest.ReplicatorPW)
 	default:
@@ -128,7 +133,7 @@ func (st *Target) InSync() error {
 	var err error
 	for i := 0; i < 40; i++ {
 		var want map[string]map[string][]string
-		want, err = st.srv.Snapshot(context.Background())
+		want, err = st.srv.Snapshot(context.Background(), slapdtest.PeopleDN)
 		if err != nil {
 			return err
 		}

@@ -277,8 +277,9 @@ func (s *Server) Admin() (*ldap.Conn, error) {
 	return c, nil
 }
 
-// Snapshot is what the replicator may read: DN → attribute → sorted values.
-func (s *Server) Snapshot(ctx context.Context) (map[string]map[string][]string, error) {
+// Snapshot is what the replicator may read under base: DN → attribute →
+// sorted values.
+func (s *Server) Snapshot(ctx context.Context, base string) (map[string]map[string][]string, error) {
 	c, err := ldap.DialURL(s.URL(), ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
 	if err != nil {
 		return nil, err
@@ -288,7 +289,7 @@ func (s *Server) Snapshot(ctx context.Context) (map[string]map[string][]string, 
 	if err := c.Bind(ReplicatorDN, ReplicatorPW); err != nil {
 		return nil, err
 	}
-	res, err := c.Search(ldap.NewSearchRequest(BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))
+	res, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))
 	if err != nil {
 		return nil, err
 	}

@@ -98,3 +98,28 @@ func (s *Server) SetReplicatorPassword(pw string) error {
 	req.Replace("userPassword", []string{pw})
 	return c.Modify(req)
 }
+
+// ReplaceBase swaps the people subtree for a new, empty one: it renames
+// ou=people away, with everything under it, and adds a fresh ou=people.
+// syncprov notices that a persistent search's base now names another entry
+// and ends that search with e-syncRefreshRequired ("search base has
+// changed"); a consumer of ou=people must then reload it in full and delete
+// what it holds of the old one.
+func (s *Server) ReplaceBase() error {
+	c, err := s.Admin()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	k := serial.Add(1)
+	if err := c.ModifyDN(ldap.NewModifyDNRequest(PeopleDN, fmt.Sprintf("ou=retired%d", k), true, "")); err != nil {
+		return fmt.Errorf("rename %s: %w", PeopleDN, err)
+	}
+	req := ldap.NewAddRequest(PeopleDN, nil)
+	req.Attribute("objectClass", []string{"organizationalUnit"})
+	req.Attribute("ou", []string{"people"})
+	if err := c.Add(req); err != nil {
+		return fmt.Errorf("add %s: %w", PeopleDN, err)
+	}
+	return nil
+}
