@@ -2,7 +2,8 @@
 #   make demo   install slapd if needed, draw the state machine, then run the
 #               six cases of the design mail against a real slapd with real
 #               faults and print how long each took to detect
-#   make test   vet, and every test with the race detector
+#   make test   install slapd if needed, vet, and every test with the race
+#               detector, the real-slapd integration tests included
 GO ?= go
 
 .PHONY: demo test vet deps generate bench
@@ -15,7 +16,7 @@ demo: deps
 		$(GO) run ./cmd/replink simulate testdata/conformance/case5-provider-hang.txt; \
 	fi
 
-test: vet
+test: deps vet
 	$(GO) test -race -count=1 ./...
 
 vet:

@@ -88,9 +88,14 @@ func (c *conn) connect() {
 		if c.ctx.Err() == nil {
 			ev := replink.ConnectFailed
 			var re *ResultError
-			if errors.As(err, &re) {
-				ev = replink.ConnectRefused // StartTLS refused
-				err = fmt.Errorf("%w: %w", ErrRefused, re)
+			var ve *tls.CertificateVerificationError
+			switch {
+			case errors.As(err, &re): // StartTLS refused
+				ev, err = replink.ConnectRefused, fmt.Errorf("%w: %w", ErrRefused, err)
+			case errors.As(err, &ve):
+				// Our trust settings reject the provider: retrying cannot
+				// help until someone changes them, so wait for an admin.
+				ev, err = replink.ConnectRefused, fmt.Errorf("%w: %w", ErrUntrusted, err)
 			}
 			c.sink.Post(ev, err)
 		}

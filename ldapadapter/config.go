@@ -84,6 +84,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if _, err := ldap.ParseDN(d.BaseDN); err != nil {
 		return d, fmt.Errorf("%w: BaseDN: %v", ErrInvalidConfig, err)
 	}
+	if d.SASLExternal && u.Scheme != "ldaps" && !d.StartTLS {
+		return d, fmt.Errorf("%w: SASLExternal needs ldaps:// or StartTLS: the identity is the TLS client certificate", ErrInvalidConfig)
+	}
 	if d.BindDN != "" && d.Password == "" && !d.SASLExternal {
 		return d, fmt.Errorf("%w: BindDN without a Password would be an unauthenticated bind", ErrInvalidConfig)
 	}

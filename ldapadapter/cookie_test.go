@@ -52,6 +52,7 @@ func TestConfigErrors(t *testing.T) {
 		"no handler":         func(c *ldapadapter.Config) { c.Handler = nil },
 		"bind without pw":    func(c *ldapadapter.Config) { c.BindDN = "cn=x,dc=t" },
 		"unknown probe kind": func(c *ldapadapter.Config) { c.Probe = "ping" },
+		"EXTERNAL in clear":  func(c *ldapadapter.Config) { c.SASLExternal = true },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := ok

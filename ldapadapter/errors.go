@@ -34,6 +34,11 @@ func (e *HandlerError) Unwrap() []error { return []error{ErrHandler, e.Err} }
 // answered and said no (invalid credentials, no such base DN).
 var ErrRefused = errors.New("refused by provider")
 
+// ErrUntrusted is wrapped by the cause of connect-refused when the
+// provider's certificate does not verify (unknown authority, wrong name,
+// expired); the cause also wraps the *tls.CertificateVerificationError.
+var ErrUntrusted = errors.New("provider certificate not trusted")
+
 // ResultError is an LDAP result code the provider answered with.
 type ResultError struct {
 	Op      string

@@ -83,6 +83,8 @@ type Server struct {
 	Port int
 	// Exec prefixes the slapd command line (ip netns exec NAME).
 	Exec []string
+	// TLS is set by the WithTLS option.
+	TLS *TLS
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -146,6 +148,9 @@ overlay syncprov
 syncprov-checkpoint 100 10
 syncprov-sessionlog 1000
 `, s.Dir, BaseDN, AdminDN, AdminPW, db, ReplicatorDN)
+	if s.TLS != nil {
+		conf = s.TLS.conf() + conf
+	}
 	if err := os.WriteFile(s.conf(), []byte(conf), 0o600); err != nil {
 		return err
 	}
@@ -187,7 +192,11 @@ func (s *Server) URL() string { return "ldap://" + s.Addr() }
 // Launch starts slapd on the existing data and waits until it accepts LDAP.
 func (s *Server) Launch() {
 	s.t.Helper()
-	args := append(append([]string{}, s.Exec...), s.bin, "-d", "0", "-f", s.conf(), "-h", "ldap://"+s.Addr()+"/")
+	urls := "ldap://" + s.Addr() + "/"
+	if s.TLS != nil {
+		urls += " " + s.LDAPSURL() + "/"
+	}
+	args := append(append([]string{}, s.Exec...), s.bin, "-d", "0", "-f", s.conf(), "-h", urls)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
