@@ -29,8 +29,10 @@ type Config struct {
 	Password     string
 	SASLExternal bool
 
-	BaseDN     string
-	Scope      int    // ldap.ScopeWholeSubtree by default
+	BaseDN string
+	// Scope is ldap.ScopeWholeSubtree or ldap.ScopeSingleLevel; zero means
+	// subtree, so ldap.ScopeBaseObject (also zero) cannot be asked for.
+	Scope      int
 	Filter     string // "(objectClass=*)" by default
 	Attributes []string
 
@@ -102,8 +104,12 @@ func (c *Config) withDefaults() (Config, error) {
 	if _, err := ldap.CompileFilter(d.Filter); err != nil {
 		return d, fmt.Errorf("%w: Filter: %v", ErrInvalidConfig, err)
 	}
-	if d.Scope == 0 {
+	switch d.Scope {
+	case 0:
 		d.Scope = ldap.ScopeWholeSubtree
+	case ldap.ScopeWholeSubtree, ldap.ScopeSingleLevel:
+	default:
+		return d, fmt.Errorf("%w: Scope %d: want ldap.ScopeWholeSubtree or ldap.ScopeSingleLevel", ErrInvalidConfig, d.Scope)
 	}
 	if d.CookieFlushInterval <= 0 {
 		d.CookieFlushInterval = time.Second

@@ -147,10 +147,10 @@ func (s *session) entry(ctx context.Context, e *ldap.Entry, ctls []ldap.Control)
 	var ch Change
 	switch st.State {
 	case ldap.SyncStatePresent:
-		s.seen[st.EntryUUID] = struct{}{}
+		s.see(st.EntryUUID)
 		return s.c.setCookie(st.Cookie, false)
 	case ldap.SyncStateAdd, ldap.SyncStateModify:
-		s.seen[st.EntryUUID] = struct{}{}
+		s.see(st.EntryUUID)
 		ch = Change{Op: Upsert, UUID: st.EntryUUID, DN: e.DN, Entry: e}
 	case ldap.SyncStateDelete:
 		ch = Change{Op: Delete, UUID: st.EntryUUID, DN: e.DN}
@@ -185,7 +185,7 @@ func (s *session) info(ctx context.Context, si *ldap.ControlSyncInfo) (replink.E
 	case si.SyncIdSet != nil:
 		for _, id := range si.SyncIdSet.SyncUUIDs {
 			if !si.SyncIdSet.RefreshDeletes {
-				s.seen[id] = struct{}{}
+				s.see(id)
 				continue
 			}
 			ch := Change{Op: Delete, UUID: id}
@@ -220,9 +220,18 @@ func (s *session) endRefresh(ctx context.Context, cookie []byte, present bool) e
 	}
 	if !s.refreshd {
 		s.refreshd = true
+		clear(s.seen)
 		s.c.sink.Post(replink.RefreshDone, nil)
 	}
 	return nil
+}
+
+// see records an entry the provider named during the refresh; the persist
+// phase that follows needs no such record, so it does not grow one.
+func (s *session) see(id uuid.UUID) {
+	if !s.refreshd {
+		s.seen[id] = struct{}{}
+	}
 }
 
 func (s *session) deleteUnseen(ctx context.Context) error {
