@@ -3,16 +3,22 @@ package replink
 import (
 	"errors"
 	"strconv"
+	"strings"
 )
 
 // UnknownNameError reports a state, event or mode name that does not exist.
 type UnknownNameError struct {
-	Kind string // "state", "event" or "mode"
-	Name string
+	Kind  string // "state", "event" or "mode"
+	Name  string
+	Valid []string // the names that exist, for the message
 }
 
 func (e *UnknownNameError) Error() string {
-	return "replink: unknown " + e.Kind + " " + strconv.Quote(e.Name)
+	msg := "replink: unknown " + e.Kind + " " + strconv.Quote(e.Name)
+	if len(e.Valid) > 0 {
+		msg += " (want one of " + strings.Join(e.Valid, ", ") + ")"
+	}
+	return msg
 }
 
 // ErrNoTransition is wrapped by errors about a (state, event) pair the table lacks.

@@ -90,5 +90,9 @@ func ParseEvent(name string) (Event, error) {
 			return e, nil
 		}
 	}
-	return 0, &UnknownNameError{Kind: "event", Name: name}
+	valid := make([]string, len(Events))
+	for i, e := range Events {
+		valid[i] = e.String()
+	}
+	return 0, &UnknownNameError{Kind: "event", Name: name, Valid: valid}
 }

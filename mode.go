@@ -30,5 +30,5 @@ func ParseMode(s string) (Mode, error) {
 	case "refreshOnly":
 		return RefreshOnly, nil
 	}
-	return 0, &UnknownNameError{Kind: "mode", Name: s}
+	return 0, &UnknownNameError{Kind: "mode", Name: s, Valid: []string{"refreshAndPersist", "refreshOnly"}}
 }

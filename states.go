@@ -1,5 +1,7 @@
 package replink
 
+import "slices"
+
 // State is where a provider link stands. The zero value is Stopped.
 type State uint8
 
@@ -64,5 +66,5 @@ func ParseState(name string) (State, error) {
 			return State(i), nil
 		}
 	}
-	return 0, &UnknownNameError{Kind: "state", Name: name}
+	return 0, &UnknownNameError{Kind: "state", Name: name, Valid: slices.Clone(stateNames[:])}
 }

@@ -2,9 +2,13 @@ package ldapadapter_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/google/uuid"
 
 	"github.com/replink/replink"
 	"github.com/replink/replink/fsm"
@@ -60,4 +64,42 @@ func ExampleHandlerFunc() {
 		return nil
 	})
 	_ = ldapadapter.Config{URL: "ldap://127.0.0.1:389", BaseDN: "dc=example,dc=com", Handler: h}
+}
+
+// A configuration is checked before anything dials: the error names the
+// field at fault and wraps ErrInvalidConfig.
+func ExampleNew() {
+	_, err := ldapadapter.New(ldapadapter.Config{
+		URL:          "ldap://provider-a.example.com",
+		BaseDN:       "dc=example,dc=com",
+		Handler:      ldapadapter.NewMemoryStore(),
+		SASLExternal: true, // but no TLS
+	})
+	fmt.Println(errors.Is(err, ldapadapter.ErrInvalidConfig))
+	fmt.Println(err)
+	// Output:
+	// true
+	// invalid adapter configuration: SASLExternal needs ldaps:// or StartTLS: the identity is the TLS client certificate
+}
+
+// MemoryStore keys the copy by entryUUID, so a rename is an Upsert of the
+// same UUID under a new DN, and a delete needs no DN at all.
+func ExampleMemoryStore() {
+	ctx := context.Background()
+	s := ldapadapter.NewMemoryStore()
+	id := uuid.MustParse("4b3c2a1e-0000-4000-8000-000000000001")
+	upsert := func(dn string) ldapadapter.Change {
+		e := ldap.NewEntry(dn, map[string][]string{"cn": {"Ada"}})
+		return ldapadapter.Change{Op: ldapadapter.Upsert, UUID: id, DN: dn, Entry: e}
+	}
+	_ = s.Apply(ctx, upsert("uid=ada,ou=people,dc=example,dc=com"))
+	_ = s.Apply(ctx, upsert("uid=ada.lovelace,ou=people,dc=example,dc=com"))
+	fmt.Println(s.Snapshot())
+	_ = s.Apply(ctx, ldapadapter.Change{Op: ldapadapter.Delete, UUID: id})
+	fmt.Println(len(s.Snapshot()), s.Applied())
+	fmt.Println(s.Apply(ctx, ldapadapter.Change{Op: ldapadapter.Upsert, UUID: id, DN: "uid=x"}))
+	// Output:
+	// map[uid=ada.lovelace,ou=people,dc=example,dc=com:map[cn:[Ada]]]
+	// 0 3
+	// memory store: cannot apply upsert of "uid=x" without an entry
 }

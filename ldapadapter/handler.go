@@ -2,6 +2,7 @@ package ldapadapter
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -28,7 +29,7 @@ func (o Op) String() string {
 	case Delete:
 		return "delete"
 	}
-	return "op?"
+	return fmt.Sprintf("Op(%d)", uint8(o))
 }
 
 // Change is one change to apply, keyed by the entry's entryUUID: a rename
@@ -73,13 +74,15 @@ func NewMemoryStore() *MemoryStore { return &MemoryStore{entries: map[uuid.UUID]
 func (s *MemoryStore) Apply(_ context.Context, c Change) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.applied++
-	switch c.Op {
-	case Upsert:
+	switch {
+	case c.Op == Upsert && c.Entry != nil:
 		s.entries[c.UUID] = c.Entry
-	case Delete:
+	case c.Op == Delete:
 		delete(s.entries, c.UUID)
+	default:
+		return fmt.Errorf("memory store: cannot apply %s of %q without an entry", c.Op, c.DN)
 	}
+	s.applied++
 	return nil
 }
 
