@@ -6,7 +6,7 @@
 #               detector, the real-slapd integration tests included
 GO ?= go
 
-.PHONY: demo test vet deps generate bench
+.PHONY: demo test vet deps generate bench fuzz
 demo: deps
 	$(GO) run ./cmd/fsmviz -format mermaid
 	@if command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; then \
@@ -31,3 +31,9 @@ generate:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./fsm/ ./ldapadapter/
+
+# The seeds run in make test; this searches further (FUZZTIME per target).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./ldapadapter/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./conformance/

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -74,8 +75,11 @@ func Parse(name string, r io.Reader) (*Script, error) {
 		st.Line = n
 		s.Steps = append(s.Steps, st)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
+	switch err := sc.Err(); {
+	case errors.Is(err, bufio.ErrTooLong):
+		return nil, &SyntaxError{File: name, Line: len(s.Lines) + 1, Msg: "line longer than 64 KiB"}
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return s, nil
 }

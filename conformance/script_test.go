@@ -20,6 +20,7 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 		{"bad mode", "config mode=sometimes", "bad.txt:1: setting mode"},
 		{"zero count", "write 0", "bad.txt:1: count must be positive"},
 		{"check what", "check everything", "bad.txt:1: usage: check in-sync"},
+		{"line too long", "start\n# " + strings.Repeat("x", 70000), "bad.txt:2: line longer than 64 KiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("bad.txt", strings.NewReader(tc.text))
