@@ -44,9 +44,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	ext := strings.ToLower(filepath.Ext(*out))
-	render := ext == ".svg" || ext == ".png"
-	if render {
-		*format = "dot"
+	render := false
+	switch ext {
+	case ".svg", ".png":
+		render, *format = true, "dot"
+	case "", ".dot", ".gv", ".mmd", ".md", ".txt":
+	default:
+		return fmt.Errorf("-o %s: want .svg or .png to render, or .dot, .gv, .mmd, .md, .txt for text", *out)
 	}
 	write, ok := diagram.Formats[*format]
 	if !ok {

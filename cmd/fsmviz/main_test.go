@@ -31,6 +31,7 @@ func TestBadInput(t *testing.T) {
 	require.ErrorContains(t, run([]string{"-format", "png"}, &out, &errb), `unknown format "png"`)
 	require.ErrorContains(t, run([]string{"extra"}, &out, &errb), "unexpected argument")
 	require.Error(t, run([]string{"-nope"}, &out, &errb))
+	require.ErrorContains(t, run([]string{"-o", filepath.Join(t.TempDir(), "s.gif")}, &out, &errb), "want .svg or .png")
 }
 
 func TestRenderSVG(t *testing.T) {
