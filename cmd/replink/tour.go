@@ -32,7 +32,10 @@ func tour(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("slapd is not installed: apt-get install slapd ldap-utils (the tour starts its own slapd; the system service is not used)")
 	}
 	files, err := filepath.Glob(*pattern)
-	if err != nil || len(files) == 0 {
+	switch {
+	case err != nil:
+		return fmt.Errorf("-scenarios %q: %w", *pattern, err)
+	case len(files) == 0:
 		return fmt.Errorf("no scenario matches %q", *pattern)
 	}
 	var rows []row
