@@ -29,9 +29,9 @@ type TLS struct {
 }
 
 // WithTLS is a Start option: slapd gets a certificate for 127.0.0.1 signed
-// by a CA made for this test, accepts StartTLS on its ldap:// port, listens
-// for ldaps:// on a second port, and maps a client certificate's subject to
-// a DN for SASL EXTERNAL.
+// by a CA made for this test, accepts StartTLS on its ldap:// port and
+// listens for ldaps:// on a second port; the test gets a client certificate
+// that slapd's SASL EXTERNAL takes for the replicator.
 func WithTLS(s *Server) {
 	s.t.Helper()
 	t, err := makeTLS(s.Dir)
