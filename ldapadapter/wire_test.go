@@ -22,11 +22,16 @@ import (
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // refresh3 answers a sync search with three entries and the end of refresh.
-func refresh3(p *peer, id int64, _ []byte) {
-	for i := 0; i < 3; i++ {
-		p.write(syncEntry(id, "cn=e"+string(rune('a'+i))+",dc=t", uuid.New(), 1, ""))
+func refresh3(p *peer, id int64, c []byte) { refresh3Ending(refreshPresentDone)(p, id, c) }
+
+// refresh3Ending is refresh3 with another closing message.
+func refresh3Ending(end func(id int64, cookie string) []byte) func(*peer, int64, []byte) {
+	return func(p *peer, id int64, _ []byte) {
+		for i := 0; i < 3; i++ {
+			p.write(syncEntry(id, "cn=e"+string(rune('a'+i))+",dc=t", uuid.New(), 1, ""))
+		}
+		p.write(end(id, "cookie-1"))
 	}
-	p.write(refreshPresentDone(id, "cookie-1"))
 }
 
 type wireCase struct {
@@ -248,12 +253,7 @@ func TestWireReloadPrunes(t *testing.T) {
 				}
 				cookies := &ldapadapter.MemoryCookieStore{}
 				require.NoError(t, cookies.Save([]byte(tc.cookie)))
-				w := startWire(t, func(p *peer, id int64, _ []byte) {
-					for i := 0; i < 3; i++ {
-						p.write(syncEntry(id, "cn=e"+string(rune('a'+i))+",dc=t", uuid.New(), 1, ""))
-					}
-					p.write(tc.end(id, "cookie-1"))
-				}, store, func(c *ldapadapter.Config) { c.Cookies = cookies })
+				w := startWire(t, refresh3Ending(tc.end), store, func(c *ldapadapter.Config) { c.Cookies = cookies })
 				waitState(t, w.machine, replink.Persisting, time.Second)
 				require.Len(t, store.Snapshot(), tc.want)
 			})
