@@ -9,6 +9,10 @@ import (
 // ErrClosed is returned by calls on a machine whose Close has run.
 var ErrClosed = errors.New("replink: machine closed")
 
+// ErrNotApplied wraps the context error of a Reconfigure whose caller gave
+// up before the machine took the request: nothing of it was applied.
+var ErrNotApplied = errors.New("replink: reconfiguration not applied")
+
 // ErrUnknownEvent is returned for an event value outside replink.Events.
 var ErrUnknownEvent = errors.New("replink: unknown event")
 

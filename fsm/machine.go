@@ -3,6 +3,7 @@ package fsm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -162,11 +163,23 @@ func (m *Machine) Stop(ctx context.Context) error {
 
 // Reconfigure validates cfg and applies it: a running link reconnects with
 // it, a stopped one keeps it for its next start. Other links are untouched.
+//
+// A reconfiguration happens whole or not at all, and the result says which:
+// nil means applied; an error (a *ConfigError, ErrClosed, or ctx's error
+// wrapped in ErrNotApplied) means nothing changed. Once the machine has
+// taken the request it is carried out even if ctx ends meanwhile, and
+// Reconfigure waits for it: that wait is bounded by the connection's Close.
 func (m *Machine) Reconfigure(ctx context.Context, cfg Config) error {
+	return m.ReconfigureAdapter(ctx, cfg, nil)
+}
+
+// ReconfigureAdapter is Reconfigure that also replaces the adapter, in the
+// same step: the connection made after it uses a. A nil a keeps the adapter.
+func (m *Machine) ReconfigureAdapter(ctx context.Context, cfg Config, a Adapter) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	_, err := m.call(ctx, message{ev: replink.Reconfigure, cfg: &cfg})
+	_, err := m.call(ctx, message{ev: replink.Reconfigure, cfg: &cfg, adapter: a, claim: new(atomic.Bool)})
 	return err
 }
 
@@ -193,13 +206,18 @@ func (m *Machine) Close() error {
 func (m *Machine) Done() <-chan struct{} { return m.done }
 
 type message struct {
-	ev    replink.Event
-	cause error
-	epoch uint64 // non-zero: from the connection with this epoch
-	timer timerKind
-	cfg   *Config
-	final bool // Close: exit after handling
-	reply chan result
+	ev      replink.Event
+	cause   error
+	epoch   uint64 // non-zero: from the connection with this epoch
+	timer   timerKind
+	cfg     *Config
+	adapter Adapter // with cfg: replaces the adapter
+	final   bool    // Close: exit after handling
+	reply   chan result
+	// claim, if set, makes the message all-or-nothing: whoever sets it
+	// first, the machine taking the message or a caller giving up, decides
+	// whether it runs.
+	claim *atomic.Bool
 }
 
 type result struct {
@@ -220,10 +238,27 @@ func (m *Machine) call(ctx context.Context, msg message) (Transition, error) {
 		m.putReply(msg.reply) // drained: safe to reuse
 		return r.tr, r.err
 	case <-ctx.Done():
-		return Transition{}, ctx.Err()
+		if msg.claim == nil || msg.claim.CompareAndSwap(false, true) {
+			return Transition{}, notApplied(msg, ctx.Err())
+		}
+		// The machine took it first: it runs whole, so wait for the outcome.
+		select {
+		case r := <-msg.reply:
+			m.putReply(msg.reply)
+			return r.tr, r.err
+		case <-m.done:
+			return Transition{}, ErrClosed
+		}
 	case <-m.done:
 		return Transition{}, ErrClosed
 	}
+}
+
+func notApplied(msg message, err error) error {
+	if msg.claim == nil {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrNotApplied, err)
 }
 
 func (m *Machine) getReply() chan result {
@@ -302,11 +337,16 @@ func (m *Machine) handle(msg message) (exit bool) {
 	case msg.epoch != 0 && msg.epoch != m.epoch:
 		m.log.Debug("stale event dropped", "link", m.name, "event", msg.ev, "cause", msg.cause)
 		return false
+	case msg.claim != nil && !msg.claim.CompareAndSwap(false, true):
+		return msg.final // the caller gave up before we got to it
 	case !msg.ev.Valid():
 		res.err = ErrUnknownEvent
 	default:
 		if msg.cfg != nil {
 			m.applyConfig(*msg.cfg)
+		}
+		if msg.adapter != nil {
+			m.adapter = msg.adapter
 		}
 		res.tr, res.err = m.step(msg.ev, msg.cause)
 	}
