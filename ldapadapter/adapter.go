@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -18,22 +19,30 @@ import (
 
 // Adapter connects a link's state machine to one LDAP provider.
 type Adapter struct {
-	cfg Config
+	cfg    Config
+	digest string // of the content the cookie is bound to
+	state  *linkState
 }
 
 // New validates cfg and returns an adapter for fsm.New.
-func New(cfg Config) (*Adapter, error) {
+func New(cfg Config) (*Adapter, error) { return newAdapter(cfg, newLinkState()) }
+
+// newAdapter is New for a link whose connections share st.
+func newAdapter(cfg Config, st *linkState) (*Adapter, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	return &Adapter{cfg: c}, nil
+	if c.Cookies == nil {
+		c.Cookies = &st.cookies
+	}
+	return &Adapter{cfg: c, digest: contentDigest(&c), state: st}, nil
 }
 
 // Connect implements fsm.Adapter: it dials, binds and checks the base DN on
 // a goroutine of its own and reports the outcome on sink.
 func (a *Adapter) Connect(ctx context.Context, sink fsm.Sink) fsm.Conn {
-	c := &conn{cfg: &a.cfg, sink: sink, started: time.Now()}
+	c := &conn{cfg: &a.cfg, digest: a.digest, st: a.state, handler: a.state.handler(a.cfg.Handler), sink: sink, started: time.Now()}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.wg.Add(1)
 	go func() {
@@ -46,6 +55,9 @@ func (a *Adapter) Connect(ctx context.Context, sink fsm.Sink) fsm.Conn {
 // conn is one connection and its sync session; it implements fsm.Conn.
 type conn struct {
 	cfg     *Config
+	digest  string
+	st      *linkState
+	handler Handler
 	sink    fsm.Sink
 	started time.Time
 	ctx     context.Context
@@ -58,10 +70,16 @@ type conn struct {
 	lc         *ldap.Conn
 	stopSync   context.CancelFunc
 	syncDone   chan struct{}
-	cookie     []byte // the cookie of the last change applied
-	cookieSet  bool
-	savedAt    time.Time
 	nextUnbind int64
+
+	// Guarded by st.gate.
+	cookie    []byte // the cookie of the last change applied
+	cookieSet bool   // cookie not saved yet
+	savedAt   time.Time
+	// fenced is set once Close has flushed the cookie or given up on the
+	// handler: from then on this connection saves nothing, so a handler it
+	// abandoned cannot move the cookie past changes it never finished.
+	fenced atomic.Bool
 }
 
 // classify maps a bind or base-check failure to the event it means: a
@@ -186,13 +204,12 @@ func (c *conn) Probe() {
 	}()
 }
 
-// closeWait bounds how long Close waits for a handler to finish the change
-// it is applying and for go-ldap to let go.
-const closeWait = 2 * time.Second
-
-// Close implements fsm.Conn. The session stops after the change it is
-// applying, the cookie of the last applied change is saved, and a graceful
-// close sends an unbind before the socket closes.
+// Close implements fsm.Conn. It returns within Config.StopTimeout whatever
+// the handler does: the session stops before the next change (no change
+// starts once Close has begun), the cookie of the last applied change is
+// saved, and a graceful close sends an unbind before the socket closes. A
+// handler still busy when the time is up is abandoned with a warning; its
+// change is not covered by any saved cookie, so it comes again next time.
 func (c *conn) Close(graceful bool) {
 	c.mu.Lock()
 	if c.closed {
@@ -202,29 +219,49 @@ func (c *conn) Close(graceful bool) {
 	c.closed = true
 	t, lc, done := c.tap, c.lc, c.syncDone
 	c.mu.Unlock()
+	bound, cancel := context.WithTimeout(context.Background(), c.cfg.StopTimeout)
+	defer cancel()
 	c.cancel()
 	if done != nil {
 		select {
 		case <-done:
-		case <-time.After(closeWait):
+		case <-bound.Done():
 		}
 	}
-	c.flushCookie()
+	select {
+	case c.st.gate <- struct{}{}:
+		c.fenced.Store(true)
+		if err := c.saveLocked(true); err != nil {
+			c.cfg.Logger.Error("cookie not saved on close", "err", err)
+		}
+		c.st.leave()
+	case <-bound.Done():
+		c.fenced.Store(true)
+		c.cfg.Logger.Warn("handler still busy at close: abandoned, its change will be replayed", "stop_timeout", c.cfg.StopTimeout)
+	}
 	if t != nil {
 		if graceful {
-			t.probe(unbindRequest, time.Second)
+			left := time.Until(deadlineOf(bound))
+			t.probe(unbindRequest, min(left, time.Second))
 		}
 		t.shutdown()
 	}
 	if lc != nil {
-		closed := make(chan struct{})
-		go func() { lc.Close(); close(closed) }()
-		select {
-		case <-closed:
-		case <-time.After(closeWait):
-		}
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); lc.Close() }()
 	}
-	c.wg.Wait()
+	waited := make(chan struct{})
+	go func() { c.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-bound.Done():
+		c.cfg.Logger.Warn("connection goroutines still running at close: abandoned", "stop_timeout", c.cfg.StopTimeout)
+	}
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
 }
 
 func unbindRequest(id int64) []byte {
@@ -234,31 +271,32 @@ func unbindRequest(id int64) []byte {
 	return p.Bytes()
 }
 
-// setCookie records the cookie of a change that has been applied, saving it
-// if the flush interval has passed or force is set.
-func (c *conn) setCookie(cookie []byte, force bool) error {
-	c.mu.Lock()
+// recordLocked notes the cookie of a change that has been applied and
+// saves it if CookieFlushInterval has passed or force is set. The caller
+// holds the link's gate.
+func (c *conn) recordLocked(cookie []byte, force bool) error {
 	if cookie != nil {
 		c.cookie, c.cookieSet = cookie, true
 	}
-	due := c.cookieSet && (force || time.Since(c.savedAt) >= c.cfg.CookieFlushInterval)
-	c.mu.Unlock()
-	if due {
-		return c.flushCookie()
-	}
-	return nil
-}
-
-func (c *conn) flushCookie() error {
-	c.mu.Lock()
-	cookie, set := c.cookie, c.cookieSet
-	c.cookieSet = false
-	c.savedAt = time.Now()
-	c.mu.Unlock()
-	if !set {
+	if !c.cookieSet || !(force || time.Since(c.savedAt) >= c.cfg.CookieFlushInterval) {
 		return nil
 	}
-	return c.cfg.Cookies.Save(cookie)
+	return c.saveLocked(false)
+}
+
+// saveLocked writes the last applied cookie, bound to the link's content,
+// unless this connection is fenced off; closing writes once more while
+// fencing. The caller holds the link's gate.
+func (c *conn) saveLocked(closing bool) error {
+	if !c.cookieSet || (c.fenced.Load() && !closing) {
+		return nil
+	}
+	c.cookieSet = false
+	c.savedAt = time.Now()
+	if err := c.cfg.Cookies.Save(bindCookie(c.digest, c.cookie)); err != nil {
+		return fmt.Errorf("cookie store: %w", err)
+	}
+	return nil
 }
 
 var _ net.Conn = (*tap)(nil)

@@ -37,12 +37,22 @@ type Config struct {
 	Attributes []string
 
 	// Handler applies the changes; Cookies keeps the cookie across restarts.
+	// Each link needs a Handler of its own (see Handler.Known). A
+	// HandlerFunc cannot list the copy it feeds, so it is refused with a
+	// durable cookie store: after a restart the deletions a present phase
+	// implies could not reach it. Nil Cookies keeps the cookie in memory.
 	Handler Handler
 	Cookies CookieStore
 	// CookieFlushInterval bounds how much a crash can make the link replay:
 	// the cookie is saved at most this often while changes stream in, and
 	// always at the end of a refresh and on Stop. Default 1s.
 	CookieFlushInterval time.Duration
+
+	// StopTimeout bounds Stop, Close and Shutdown for this link: the time
+	// given to the handler to finish the change it is applying, the cookie
+	// save and the unbind together. A handler still busy then is abandoned
+	// (its change is replayed next time). Default 3s.
+	StopTimeout time.Duration
 
 	// DialContext, if set, opens the connection instead of a net.Dialer
 	// (through a SOCKS proxy, say); TCPKeepAlive and TCPUserTimeout are then
@@ -95,8 +105,11 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.Handler == nil {
 		return d, fmt.Errorf("%w: Handler is nil", ErrInvalidConfig)
 	}
-	if d.Cookies == nil {
-		d.Cookies = &MemoryCookieStore{}
+	if _, isFunc := d.Handler.(HandlerFunc); isFunc && durable(d.Cookies) {
+		return d, fmt.Errorf("%w: a HandlerFunc cannot list the copy, so with a durable cookie store (%T) the entries deleted while the process was down would stay: use a Handler with Known, or keep the cookie in memory", ErrInvalidConfig, d.Cookies)
+	}
+	if d.StopTimeout <= 0 {
+		d.StopTimeout = 3 * time.Second
 	}
 	if d.Filter == "" {
 		d.Filter = "(objectClass=*)"
@@ -135,4 +148,10 @@ func (c *Config) withDefaults() (Config, error) {
 		d.Logger = slog.Default()
 	}
 	return d, nil
+}
+
+// durable reports whether a cookie store outlives the process.
+func durable(s CookieStore) bool {
+	_, inMemory := s.(*MemoryCookieStore)
+	return s != nil && !inMemory
 }

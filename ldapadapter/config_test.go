@@ -1,10 +1,13 @@
 package ldapadapter_test
 
 import (
+	"context"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/replink/replink/fsm"
 	"github.com/replink/replink/ldapadapter"
 )
 
@@ -32,4 +35,58 @@ func TestConfigErrors(t *testing.T) {
 			require.ErrorIs(t, err, ldapadapter.ErrInvalidConfig)
 		})
 	}
+}
+
+// A HandlerFunc cannot list its copy: paired with a durable cookie store,
+// a restart would resume from the cookie and never delete what went away
+// meanwhile, so the pairing is refused before anything connects.
+func TestHandlerFuncRefusesDurableCookies(t *testing.T) {
+	f := ldapadapter.HandlerFunc(func(context.Context, ldapadapter.Change) error { return nil })
+	base := ldapadapter.Config{URL: "ldap://127.0.0.1:389", BaseDN: "dc=t", Handler: f}
+	for _, tc := range []struct {
+		name    string
+		cookies ldapadapter.CookieStore
+		ok      bool
+	}{
+		{"no cookie store", nil, true},
+		{"in memory", &ldapadapter.MemoryCookieStore{}, true},
+		{"cookie file", ldapadapter.FileCookieStore{Path: filepath.Join(t.TempDir(), "c")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			c.Cookies = tc.cookies
+			_, err := ldapadapter.New(c)
+			if tc.ok {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ldapadapter.ErrInvalidConfig)
+			require.ErrorContains(t, err, "HandlerFunc")
+		})
+	}
+}
+
+// Known is per link by construction: a Consumer refuses to give two links
+// the same Handler, since a reload on one would prune the other's entries.
+func TestConsumerRefusesSharedHandler(t *testing.T) {
+	store := ldapadapter.NewMemoryStore()
+	cfg := func(name string, h ldapadapter.Handler) ldapadapter.LinkConfig {
+		return ldapadapter.LinkConfig{Name: name, Machine: fsm.DefaultConfig(), LDAP: ldapadapter.Config{URL: "ldap://127.0.0.1:389", BaseDN: "dc=t", Handler: h}}
+	}
+	c := ldapadapter.NewConsumer()
+	defer c.Shutdown()
+	_, err := c.Add(cfg("a", store))
+	require.NoError(t, err)
+	_, err = c.Add(cfg("b", store))
+	require.ErrorIs(t, err, ldapadapter.ErrInvalidConfig)
+	require.ErrorContains(t, err, `link "a"`)
+	_, err = c.Add(cfg("b", ldapadapter.NewMemoryStore()))
+	require.NoError(t, err)
+	require.ErrorIs(t, c.Reconfigure(t.Context(), cfg("b", store)), ldapadapter.ErrInvalidConfig)
+	require.NoError(t, c.Reconfigure(t.Context(), cfg("a", store)), "a link may keep its own handler")
+	f := ldapadapter.HandlerFunc(func(context.Context, ldapadapter.Change) error { return nil })
+	_, err = c.Add(cfg("c", f))
+	require.NoError(t, err)
+	_, err = c.Add(cfg("d", f))
+	require.NoError(t, err, "a HandlerFunc is tracked per link")
 }

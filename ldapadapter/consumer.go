@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"sync"
 
@@ -41,12 +42,32 @@ func (c *Consumer) Add(cfg LinkConfig) (*Link, error) {
 	if _, ok := c.links[cfg.Name]; ok {
 		return nil, fmt.Errorf("%w: %q", ErrDuplicateLink, cfg.Name)
 	}
+	if err := c.checkHandlerLocked(cfg); err != nil {
+		return nil, err
+	}
 	l, err := NewLink(cfg, c.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("link %q: %w", cfg.Name, err)
 	}
 	c.links[cfg.Name] = l
 	return l, nil
+}
+
+// checkHandlerLocked refuses a Handler that another link already uses: a
+// full reload on one link deletes every entry it was not told about, and
+// through a shared Handler that is the other link's whole copy. Each link
+// needs a store of its own (or its own view of a shared database).
+func (c *Consumer) checkHandlerLocked(cfg LinkConfig) error {
+	h := cfg.LDAP.Handler
+	if _, isFunc := h.(HandlerFunc); isFunc || h == nil || !reflect.ValueOf(h).Comparable() {
+		return nil // a HandlerFunc is tracked per link; others cannot be compared
+	}
+	for name, l := range c.links {
+		if name != cfg.Name && l.adapter.Load().cfg.Handler == h {
+			return fmt.Errorf("%w: link %q uses the Handler of link %q: a reload on one would delete the other's entries; give each link its own", ErrInvalidConfig, cfg.Name, name)
+		}
+	}
+	return nil
 }
 
 // Link returns the link called name.
@@ -92,6 +113,12 @@ func (c *Consumer) Stop(ctx context.Context, name string) error {
 // Reconfigure applies cfg to the link called cfg.Name (case 2).
 func (c *Consumer) Reconfigure(ctx context.Context, cfg LinkConfig) error {
 	l, err := c.Link(cfg.Name)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	err = c.checkHandlerLocked(cfg)
+	c.mu.Unlock()
 	if err != nil {
 		return err
 	}

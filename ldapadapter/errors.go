@@ -49,3 +49,13 @@ type ResultError struct {
 func (e *ResultError) Error() string {
 	return fmt.Sprintf("%s: LDAP result %d: %s", e.Op, e.Code, e.Message)
 }
+
+// ErrProviderBehind is wrapped by the cause of an exception when the
+// provider refuses the cookie as newer than its own state (LDAP 53,
+// "consumer state is newer than provider"). It happens after a provider is
+// restored from an older backup (it lasts until an admin acts: Link.Reload
+// drops the cookie and reloads) and after a provider restarts from a crash
+// with a lagging checkpoint (it clears at the provider's next write). The
+// link retries with backoff meanwhile, keeping the cookie: a reload would
+// delete what only the consumer still holds.
+var ErrProviderBehind = errors.New("provider state is older than the consumer's cookie")

@@ -15,8 +15,10 @@ import (
 	"github.com/replink/replink/ldapadapter"
 )
 
-// A consumer with one link: mirror dc=example,dc=com into memory, resume
-// from a cookie file after a restart, and log every state change.
+// A consumer with one link: mirror dc=example,dc=com into memory and log
+// every state change. The copy lives in memory, so the cookie does too
+// (no CookieStore): each process starts with a full load. A copy that must
+// survive a restart needs a store that keeps its cookie with the data.
 func ExampleConsumer() {
 	store := ldapadapter.NewMemoryStore()
 	timers := fsm.DefaultConfig() // refreshAndPersist, keepalive 30s + 10s
@@ -31,14 +33,13 @@ func ExampleConsumer() {
 			Password: "secret",
 			BaseDN:   "dc=example,dc=com",
 			Handler:  store,
-			Cookies:  ldapadapter.FileCookieStore{Path: "/var/lib/consumer/provider-a.cookie"},
 		},
 	})
 	if err != nil {
 		log.Fatal(err) // an invalid configuration names the field at fault
 	}
 	link.Watch(func(t fsm.Transition) { log.Print(t) })
-	defer c.Shutdown() // unbind, save the cookie
+	defer c.Shutdown() // unbind; returns within each link's StopTimeout
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

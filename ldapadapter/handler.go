@@ -41,27 +41,40 @@ type Change struct {
 	Entry *ldap.Entry // nil for Delete
 }
 
-// Handler applies changes to the consumer's copy. Calls come from one
-// goroutine per link, in the provider's order. Apply must be idempotent: after
-// a crash the changes since the last durable cookie are sent again.
+// Handler applies changes to one link's copy. Calls are serialized per link
+// and come in the provider's order. Apply must be idempotent: after a crash,
+// or a handler abandoned at Stop, the changes since the last saved cookie
+// are sent again. ctx ends when the link stops: a handler that honours it
+// lets Stop return at once; one that does not is abandoned after
+// Config.StopTimeout, and no change of that link starts after Stop began.
 type Handler interface {
 	Apply(ctx context.Context, c Change) error
-	// Known lists the UUIDs the copy holds. A present-phase refresh, and any
-	// refresh without a cookie (a first load, a lost cookie, e-syncRefreshRequired),
-	// names what still exists; the rest was deleted while we were away and
-	// is deleted through Apply.
+	// Known lists the UUIDs this link's copy holds, and nothing else: a
+	// complete present phase, and any refresh without a cookie (a first
+	// load, a lost cookie, e-syncRefreshRequired, a content change,
+	// Link.Reload), names what still exists, and every other UUID Known
+	// returns is deleted through Apply. A Handler therefore belongs to one
+	// link; Consumer refuses to give two links the same one.
 	Known(ctx context.Context) ([]uuid.UUID, error)
 }
 
-// HandlerFunc adapts a function that never needs Known (the copy starts
-// empty and is rebuilt by each full refresh) to a Handler.
+// HandlerFunc adapts a function to a Handler, for mirroring into a system
+// that cannot list what it holds. The link remembers, in memory, the UUIDs
+// it handed the function, so deletions that a present phase implies reach
+// it as Delete changes within one process. After a restart that memory is
+// gone, which is why a HandlerFunc cannot be paired with a durable
+// CookieStore (New refuses it): the link starts each process with a full
+// load instead.
 type HandlerFunc func(ctx context.Context, c Change) error
 
 func (f HandlerFunc) Apply(ctx context.Context, c Change) error { return f(ctx, c) }
-func (HandlerFunc) Known(context.Context) ([]uuid.UUID, error)  { return nil, nil }
+func (HandlerFunc) Known(context.Context) ([]uuid.UUID, error)  { return nil, nil } // tracked by the link
 
-// MemoryStore is a Handler that keeps the copy in memory: for tests, and for
-// mirroring a directory into another system.
+// MemoryStore is a Handler that keeps the copy in memory, for tests and for
+// a process that can afford a full load at each start. Its copy dies with
+// the process, so pair it with no CookieStore (the cookie then lives in
+// memory too): a durable cookie with an empty copy would resume the stream
+// and silently lack everything before it.
 type MemoryStore struct {
 	mu      sync.Mutex
 	entries map[uuid.UUID]*ldap.Entry

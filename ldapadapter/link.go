@@ -2,6 +2,7 @@ package ldapadapter
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	"github.com/replink/replink"
@@ -22,6 +23,7 @@ type LinkConfig struct {
 type Link struct {
 	name    string
 	m       *fsm.Machine
+	mu      sync.Mutex // serializes Reconfigure and Reload
 	adapter atomic.Pointer[Adapter]
 }
 
@@ -34,20 +36,12 @@ func NewLink(cfg LinkConfig, opts ...fsm.Option) (*Link, error) {
 	l := &Link{name: cfg.Name}
 	l.adapter.Store(a)
 	opts = append([]fsm.Option{fsm.WithName(cfg.Name), fsm.WithLogger(a.cfg.Logger)}, opts...)
-	m, err := fsm.New(cfg.Machine, switchable{l}, opts...)
+	m, err := fsm.New(cfg.Machine, a, opts...)
 	if err != nil {
 		return nil, err
 	}
 	l.m = m
 	return l, nil
-}
-
-// switchable hands each new connection to the adapter in force, so that
-// Reconfigure can change the provider side too.
-type switchable struct{ l *Link }
-
-func (s switchable) Connect(ctx context.Context, sink fsm.Sink) fsm.Conn {
-	return s.l.adapter.Load().Connect(ctx, sink)
 }
 
 // Name is the link's name.
@@ -62,20 +56,52 @@ func (l *Link) Stop(ctx context.Context) error { return l.m.Stop(ctx) }
 
 // Reconfigure validates cfg and applies it: a running link reconnects with
 // it at once, a stopped link keeps it for its next start. The name stays.
+// It happens whole or not at all: nil means applied; on an error (invalid
+// configuration, ctx ended before the link took it: fsm.ErrNotApplied)
+// the link runs as before.
+//
+// If the new configuration replicates other content (base, scope, filter or
+// attributes), the stored cookie no longer applies (RFC 4533 §3.1): the
+// next sync drops it, reloads in full and prunes what is out of scope.
 func (l *Link) Reconfigure(ctx context.Context, cfg LinkConfig) error {
-	a, err := New(cfg.LDAP)
+	l.mu.Lock() // one reconfiguration at a time, so the adapter in force is the last applied
+	defer l.mu.Unlock()
+	// The new adapter shares the link's gate, reload flag, in-memory
+	// cookie and what it applied.
+	a, err := newAdapter(cfg.LDAP, l.adapter.Load().state)
 	if err != nil {
 		return err
 	}
 	if err := cfg.Machine.Validate(); err != nil {
 		return err
 	}
-	old := l.adapter.Swap(a)
-	if err := l.m.Reconfigure(ctx, cfg.Machine); err != nil {
-		l.adapter.CompareAndSwap(a, old)
+	if err := l.m.ReconfigureAdapter(ctx, cfg.Machine, a); err != nil {
 		return err
 	}
+	l.adapter.Store(a)
 	return nil
+}
+
+// Reload drops the link's cookie and reloads the whole content from the
+// provider, pruning whatever the copy holds that the provider no longer
+// has. It is the remedy when the provider cannot serve the cookie and says
+// so (ErrProviderBehind after a restore from backup), or does not say so
+// (see the package documentation). A running link reconnects at once; a
+// stopped or failed one reloads at its next start.
+func (l *Link) Reload(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.adapter.Load().state.reload.Store(true)
+	switch l.m.State() {
+	case replink.Stopped, replink.Failed:
+		return nil
+	}
+	return l.m.ReconfigureAdapter(ctx, l.m.Config(), nil)
+}
+
+// Config is the link's configuration in force.
+func (l *Link) Config() LinkConfig {
+	return LinkConfig{Name: l.name, LDAP: l.adapter.Load().cfg, Machine: l.m.Config()}
 }
 
 // State is the link's current state.

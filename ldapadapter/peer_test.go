@@ -30,6 +30,9 @@ func newPeer(t *testing.T) (*peer, func(context.Context, string, string) (net.Co
 		client, server := net.Pipe()
 		out := make(chan []byte, 4096)
 		p.mu.Lock()
+		if p.out != nil { // the previous connection's writer ends
+			close(p.out)
+		}
 		p.conn, p.out = server, out
 		p.mu.Unlock()
 		go p.serve(server)

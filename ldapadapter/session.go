@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
@@ -50,31 +51,31 @@ func (c *conn) Sync(req fsm.SyncRequest) {
 }
 
 // session is one sync search: one refresh, and in refreshAndPersist the
-// persist phase after it.
+// persist stage after it.
 type session struct {
 	c        *conn
 	req      fsm.SyncRequest
 	seen     map[uuid.UUID]struct{} // present phase: entries the provider still has
-	refreshd bool                   // refresh-done already reported
+	refreshd bool                   // refresh-done already reported: the persist stage
 	reload   bool                   // no cookie: the refresh names every entry the provider has
+	present  bool                   // a present phase is under way
+	deleting bool                   // a delete phase began: its end licenses no prune
 	pruned   bool                   // unseen entries already deleted in this refresh
+	// held is the newest cookie of a refresh that may not be saved before
+	// it ends: a restart from a cookie taken inside a reload or a present
+	// phase would never learn what the rest of it implied.
+	held []byte
 }
 
 // run streams the search and returns the event that ended it, or 0.
 func (s *session) run(ctx context.Context, lc *ldap.Conn) (replink.Event, error) {
 	cfg := s.c.cfg
-	var cookie []byte
-	var err error
-	if s.req.DropCookie {
-		s.c.mu.Lock()
-		s.c.cookie, s.c.cookieSet = nil, false
-		s.c.mu.Unlock()
-		err = cfg.Cookies.Save(nil)
-	} else {
-		cookie, err = cfg.Cookies.Load()
+	cookie, err := s.loadCookie(ctx)
+	if ctx.Err() != nil {
+		return 0, nil
 	}
 	if err != nil {
-		return replink.Exception, fmt.Errorf("cookie store: %w", err)
+		return replink.Exception, err
 	}
 	// Without a cookie the provider sends its whole content, whatever phase
 	// it says it ends with, so what it did not name is gone: a consumer
@@ -87,6 +88,11 @@ func (s *session) run(ctx context.Context, lc *ldap.Conn) (replink.Event, error)
 	sr := ldap.NewSearchRequest(cfg.BaseDN, cfg.Scope, ldap.NeverDerefAliases, 0, 0, false, cfg.Filter, cfg.Attributes, nil)
 	resp := lc.Syncrepl(ctx, sr, 64, mode, cookie, false)
 	for resp.Next() {
+		// go-ldap may hold results read before the stop: none of them
+		// reaches the handler once the session is stopping.
+		if ctx.Err() != nil {
+			return 0, nil
+		}
 		if e := resp.Entry(); e != nil {
 			if err := s.entry(ctx, e, resp.Controls()); err != nil {
 				return replink.Exception, err
@@ -96,11 +102,11 @@ func (s *session) run(ctx context.Context, lc *ldap.Conn) (replink.Event, error)
 		for _, ctl := range resp.Controls() {
 			switch ctl := ctl.(type) {
 			case *ldap.ControlSyncInfo:
-				if ev, err := s.info(ctx, ctl); err != nil || ev != 0 {
-					return s.report(ev, err)
+				if err := s.info(ctx, ctl); err != nil {
+					return replink.Exception, err
 				}
-			case *ldap.ControlSyncDone: // refreshOnly: SearchResultDone
-				if err := s.endRefresh(ctx, ctl.Cookie, !ctl.RefreshDeletes); err != nil {
+			case *ldap.ControlSyncDone:
+				if err := s.syncDone(ctx, ctl, mode); err != nil {
 					return replink.Exception, err
 				}
 			}
@@ -112,11 +118,13 @@ func (s *session) run(ctx context.Context, lc *ldap.Conn) (replink.Event, error)
 		return 0, nil
 	case ldap.IsErrorWithCode(err, resultSyncRefreshRequired):
 		return replink.RefreshRequired, err
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultUnwillingToPerform) && providerBehind(err):
+		return replink.Exception, fmt.Errorf("%w: %w", ErrProviderBehind, err)
 	case err != nil:
 		return replink.Exception, fmt.Errorf("sync search: %w", err)
 	case mode == ldap.SyncRequestModeRefreshOnly:
 		if !s.refreshd { // SearchResultDone without a sync done control
-			if err := s.endRefresh(ctx, nil, true); err != nil {
+			if err := s.endRefresh(ctx, nil, !s.deleting); err != nil {
 				return replink.Exception, err
 			}
 		}
@@ -126,11 +134,84 @@ func (s *session) run(ctx context.Context, lc *ldap.Conn) (replink.Event, error)
 	}
 }
 
-func (s *session) report(ev replink.Event, err error) (replink.Event, error) {
-	if err != nil {
-		return replink.Exception, err
+// loadCookie returns the cookie to send, or none: after refresh-required,
+// after an admin's Link.Reload, and when the stored cookie was issued for
+// other content. A dropped cookie is erased from the store first, so a
+// reload cut short is a reload again next time.
+func (s *session) loadCookie(ctx context.Context) ([]byte, error) {
+	if err := s.c.st.enter(ctx); err != nil {
+		return nil, err
 	}
-	return ev, nil
+	defer s.c.st.leave()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cfg := s.c.cfg
+	if !s.req.DropCookie && !s.c.st.reload.Load() {
+		stored, err := cfg.Cookies.Load()
+		if err != nil {
+			return nil, fmt.Errorf("cookie store: %w", err)
+		}
+		cookie, ok := unbindCookie(s.c.digest, stored)
+		if ok {
+			return cookie, nil
+		}
+		cfg.Logger.Warn("stored cookie belongs to other content (base, scope, filter or attributes changed): reloading in full", "base", cfg.BaseDN)
+	}
+	s.c.cookie, s.c.cookieSet = nil, false
+	if err := cfg.Cookies.Save(nil); err != nil {
+		return nil, fmt.Errorf("cookie store: %w", err)
+	}
+	s.c.st.reload.Store(false)
+	return nil, nil
+}
+
+// providerBehind recognises slapd's "consumer state is newer than provider".
+func providerBehind(err error) bool {
+	return strings.Contains(strings.ToLower(err.Error()), "newer than provider")
+}
+
+// apply hands one change to the handler and notes the cookie that covers
+// it, under the link's gate. No change starts once the session is stopping.
+func (s *session) apply(ctx context.Context, ch Change, cookie []byte) error {
+	if err := s.c.st.enter(ctx); err != nil {
+		return err
+	}
+	defer s.c.st.leave()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.c.handler.Apply(ctx, ch); err != nil {
+		return &HandlerError{Change: ch, Err: err}
+	}
+	return s.noteLocked(cookie, false)
+}
+
+// note records a cookie that came without a change.
+func (s *session) note(ctx context.Context, cookie []byte, force bool) error {
+	if cookie == nil && !force {
+		return nil
+	}
+	if err := s.c.st.enter(ctx); err != nil {
+		return err
+	}
+	defer s.c.st.leave()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.noteLocked(cookie, force)
+}
+
+// noteLocked records cookie as the newest applied one, held back while the
+// refresh it belongs to may not be cut short safely. The caller holds the gate.
+func (s *session) noteLocked(cookie []byte, force bool) error {
+	if !s.refreshd && (s.reload || s.present) {
+		if cookie != nil {
+			s.held = cookie
+		}
+		return nil
+	}
+	return s.c.recordLocked(cookie, force)
 }
 
 // entry applies one search result entry with its sync state control.
@@ -148,94 +229,112 @@ func (s *session) entry(ctx context.Context, e *ldap.Entry, ctls []ldap.Control)
 	switch st.State {
 	case ldap.SyncStatePresent:
 		s.see(st.EntryUUID)
-		return s.c.setCookie(st.Cookie, false)
+		s.present = s.present || !s.refreshd
+		return s.note(ctx, st.Cookie, false)
 	case ldap.SyncStateAdd, ldap.SyncStateModify:
 		s.see(st.EntryUUID)
 		ch = Change{Op: Upsert, UUID: st.EntryUUID, DN: e.DN, Entry: e}
 	case ldap.SyncStateDelete:
+		s.deleting = s.deleting || !s.refreshd
 		ch = Change{Op: Delete, UUID: st.EntryUUID, DN: e.DN}
 	default:
 		return protocolErrorf("entry %q: unknown sync state %d", e.DN, st.State)
 	}
-	if err := s.c.cfg.Handler.Apply(ctx, ch); err != nil {
-		return &HandlerError{Change: ch, Err: err}
-	}
-	return s.c.setCookie(st.Cookie, false)
+	return s.apply(ctx, ch, st.Cookie)
 }
 
 // info handles a Sync Info intermediate response.
-func (s *session) info(ctx context.Context, si *ldap.ControlSyncInfo) (replink.Event, error) {
+func (s *session) info(ctx context.Context, si *ldap.ControlSyncInfo) error {
 	switch {
 	case si.NewCookie != nil:
-		return 0, s.c.setCookie(si.NewCookie.Cookie, false)
+		return s.note(ctx, si.NewCookie.Cookie, false)
 	case si.RefreshDelete != nil:
 		if si.RefreshDelete.RefreshDone {
-			return s.done(ctx, si.RefreshDelete.Cookie, false)
+			return s.endRefresh(ctx, si.RefreshDelete.Cookie, false)
 		}
-		return 0, s.c.setCookie(si.RefreshDelete.Cookie, false)
+		s.deleting = true
+		return s.note(ctx, si.RefreshDelete.Cookie, false)
 	case si.RefreshPresent != nil:
 		// The present phase is over: what was not named is gone.
 		if err := s.deleteUnseen(ctx); err != nil {
-			return 0, err
+			return err
 		}
 		if si.RefreshPresent.RefreshDone {
-			return s.done(ctx, si.RefreshPresent.Cookie, false)
+			return s.endRefresh(ctx, si.RefreshPresent.Cookie, false)
 		}
-		return 0, s.c.setCookie(si.RefreshPresent.Cookie, false)
+		return s.note(ctx, si.RefreshPresent.Cookie, false)
 	case si.SyncIdSet != nil:
-		for _, id := range si.SyncIdSet.SyncUUIDs {
-			if !si.SyncIdSet.RefreshDeletes {
+		if !si.SyncIdSet.RefreshDeletes {
+			for _, id := range si.SyncIdSet.SyncUUIDs {
 				s.see(id)
-				continue
 			}
-			ch := Change{Op: Delete, UUID: id}
-			if err := s.c.cfg.Handler.Apply(ctx, ch); err != nil {
-				return 0, &HandlerError{Change: ch, Err: err}
+			s.present = s.present || !s.refreshd
+			return s.note(ctx, si.SyncIdSet.Cookie, false)
+		}
+		s.deleting = s.deleting || !s.refreshd
+		for _, id := range si.SyncIdSet.SyncUUIDs {
+			if err := s.apply(ctx, Change{Op: Delete, UUID: id}, nil); err != nil {
+				return err
 			}
 		}
-		return 0, s.c.setCookie(si.SyncIdSet.Cookie, false)
+		return s.note(ctx, si.SyncIdSet.Cookie, false)
 	}
-	return 0, protocolErrorf("empty sync info message")
+	return protocolErrorf("empty sync info message")
 }
 
-// done reports refresh-done once the refresh is over in refreshAndPersist.
-func (s *session) done(ctx context.Context, cookie []byte, present bool) (replink.Event, error) {
-	if err := s.endRefresh(ctx, cookie, present); err != nil {
-		return 0, err
+// syncDone handles the Sync Done control of a SearchResultDone. In
+// refreshOnly, and in refreshAndPersist before the refresh ended, it ends
+// the refresh. In the persist stage it only means the provider ended the
+// session (RFC 4533 §3.4): its cookie covers what came before, and nothing
+// may be pruned, since no present phase took place.
+func (s *session) syncDone(ctx context.Context, ctl *ldap.ControlSyncDone, mode ldap.ControlSyncRequestMode) error {
+	if s.refreshd && mode == ldap.SyncRequestModeRefreshAndPersist {
+		return s.note(ctx, ctl.Cookie, true)
 	}
-	return 0, nil
+	return s.endRefresh(ctx, ctl.Cookie, !ctl.RefreshDeletes && !s.deleting)
 }
 
 // endRefresh finishes a refresh: present-phase deletions, a forced cookie
 // save, and refresh-done, in that order, so a restart after refresh-done
-// never misses a deletion.
+// never misses a deletion. A prune happens only after a complete present
+// phase, or at the end of a reload, which names everything.
 func (s *session) endRefresh(ctx context.Context, cookie []byte, present bool) error {
 	if (present || s.reload) && !s.pruned {
 		if err := s.deleteUnseen(ctx); err != nil {
 			return err
 		}
 	}
-	if err := s.c.setCookie(cookie, true); err != nil {
-		return fmt.Errorf("cookie store: %w", err)
+	if cookie == nil {
+		cookie = s.held
 	}
-	if !s.refreshd {
-		s.refreshd = true
-		clear(s.seen)
+	first := !s.refreshd
+	s.refreshd, s.held = true, nil
+	clear(s.seen)
+	if err := s.note(ctx, cookie, true); err != nil {
+		return err
+	}
+	if first {
 		s.c.sink.Post(replink.RefreshDone, nil)
 	}
 	return nil
 }
 
 // see records an entry the provider named during the refresh; the persist
-// phase that follows needs no such record, so it does not grow one.
+// stage that follows needs no such record, so it does not grow one.
 func (s *session) see(id uuid.UUID) {
 	if !s.refreshd {
 		s.seen[id] = struct{}{}
 	}
 }
 
+// deleteUnseen ends a present phase (or a reload): whatever the copy holds
+// that the provider did not name is deleted.
 func (s *session) deleteUnseen(ctx context.Context) error {
-	known, err := s.c.cfg.Handler.Known(ctx)
+	if err := s.c.st.enter(ctx); err != nil {
+		return err
+	}
+	known, err := s.c.handler.Known(ctx)
+	s.c.st.leave()
 	if err != nil {
 		return &HandlerError{Change: Change{Op: Delete}, Err: err}
 	}
@@ -243,12 +342,11 @@ func (s *session) deleteUnseen(ctx context.Context) error {
 		if _, ok := s.seen[id]; ok {
 			continue
 		}
-		ch := Change{Op: Delete, UUID: id}
-		if err := s.c.cfg.Handler.Apply(ctx, ch); err != nil {
-			return &HandlerError{Change: ch, Err: err}
+		if err := s.apply(ctx, Change{Op: Delete, UUID: id}, nil); err != nil {
+			return err
 		}
 	}
 	clear(s.seen)
-	s.pruned = true
+	s.pruned, s.present = true, false
 	return nil
 }

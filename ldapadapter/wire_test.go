@@ -43,6 +43,13 @@ type wireCase struct {
 // startWire connects a machine with keepalive 1s/1s to a scripted peer, in
 // the synctest bubble of the calling test, and waits for Persisting.
 func startWire(t *testing.T, onSync func(*peer, int64, []byte), h ldapadapter.Handler, edit ...func(*ldapadapter.Config)) *wireCase {
+	cfg := fsm.DefaultConfig()
+	cfg.KeepaliveInterval, cfg.KeepaliveTimeout = time.Second, time.Second
+	return startWireWith(t, cfg, onSync, h, edit...)
+}
+
+// startWireWith is startWire with the machine configured by cfg.
+func startWireWith(t *testing.T, cfg fsm.Config, onSync func(*peer, int64, []byte), h ldapadapter.Handler, edit ...func(*ldapadapter.Config)) *wireCase {
 	p, dial := newPeer(t)
 	p.onSync = onSync
 	if h == nil {
@@ -57,8 +64,6 @@ func startWire(t *testing.T, onSync func(*peer, int64, []byte), h ldapadapter.Ha
 	}
 	a, err := ldapadapter.New(acfg)
 	require.NoError(t, err)
-	cfg := fsm.DefaultConfig()
-	cfg.KeepaliveInterval, cfg.KeepaliveTimeout = time.Second, time.Second
 	m, err := fsm.New(cfg, a, fsm.WithLogger(discard))
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close(); p.close() })
@@ -252,8 +257,12 @@ func TestWireReloadPrunes(t *testing.T) {
 					require.NoError(t, store.Apply(t.Context(), ldapadapter.Change{Op: ldapadapter.Upsert, UUID: uuid.New(), DN: dn, Entry: ldap.NewEntry(dn, nil)}))
 				}
 				cookies := &ldapadapter.MemoryCookieStore{}
-				require.NoError(t, cookies.Save([]byte(tc.cookie)))
-				w := startWire(t, refresh3Ending(tc.end), store, func(c *ldapadapter.Config) { c.Cookies = cookies })
+				w := startWire(t, refresh3Ending(tc.end), store, func(c *ldapadapter.Config) {
+					c.Cookies = cookies
+					if tc.cookie != "" {
+						require.NoError(t, cookies.Save(ldapadapter.StoredCookie(*c, tc.cookie)))
+					}
+				})
 				waitState(t, w.machine, replink.Persisting, time.Second)
 				require.Len(t, store.Snapshot(), tc.want)
 			})

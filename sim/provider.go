@@ -18,6 +18,7 @@ var (
 	ErrInvalidCredentials = errors.New("sim: invalid credentials")
 	ErrClosed             = errors.New("sim: connection closed by provider")
 	ErrNotice             = errors.New("sim: notice of disconnection")
+	ErrPersistEnded       = errors.New("sim: provider ended the persistent search")
 	ErrProtocol           = errors.New("sim: malformed message from provider")
 	ErrHandler            = errors.New("sim: handler failed to apply a change")
 )
@@ -112,6 +113,8 @@ func (p *Provider) Fault(name string, arg time.Duration) error {
 		p.down, p.hung = false, false
 	case "provider-notice": // a Notice of Disconnection, then close
 		p.closeAll(replink.DisconnectNotice, ErrNotice)
+	case "provider-end-persist": // SearchResultDone with Sync Done, then close
+		p.closeAll(replink.ConnectionClosed, ErrPersistEnded)
 	case "link-close", "link-reset": // a middlebox drops the flows; the provider stays up
 		p.closeAll(replink.ConnectionClosed, ErrClosed)
 	case "link-blackhole", "provider-vanish": // nothing crosses, no FIN: half-open

@@ -93,6 +93,8 @@ func (st *Target) Fault(name string, arg time.Duration) error {
 		st.srv.Launch()
 	case "provider-notice":
 		st.proxy.Notice()
+	case "provider-end-persist":
+		st.proxy.EndPersist()
 	case "link-close":
 		st.proxy.CloseAll()
 	case "link-reset":

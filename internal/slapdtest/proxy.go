@@ -1,6 +1,7 @@
 package slapdtest
 
 import (
+	"bytes"
 	"net"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ type flow struct {
 	client, server *net.TCPConn
 	last           time.Time // last byte either way
 	dead           bool      // black-holed: bytes are dropped
+	syncID         int64     // message ID of the consumer's latest sync search
 }
 
 // NewProxy listens on a free loopback port and forwards to upstream.
@@ -97,6 +99,11 @@ func (p *Proxy) pipe(f *flow, src, dst *net.TCPConn) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
+			if src == f.client {
+				if id, ok := syncSearchID(buf[:n]); ok {
+					f.syncID = id
+				}
+			}
 			if !f.dead && p.idleCut > 0 && time.Since(f.last) >= p.idleCut {
 				f.dead = true
 			}
@@ -207,6 +214,58 @@ func (p *Proxy) Notice() {
 		f.client.Write(msg)
 		f.closeBoth()
 	}
+}
+
+// EndPersist ends every consumer's persistent search as a provider may
+// (RFC 4533 §3.4): a SearchResultDone with a Sync Done control whose
+// refreshDeletes is FALSE, on a connection that stays open. The provider
+// is not told; the consumer is the one to close.
+func (p *Proxy) EndPersist() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for f := range p.flows {
+		if f.syncID != 0 {
+			f.client.Write(SyncDoneResult(f.syncID))
+		}
+	}
+}
+
+// oidSyncRequest marks the consumer's sync search on the wire.
+var oidSyncRequest = []byte("1.3.6.1.4.1.4203.1.9.1.1")
+
+// syncSearchID finds the message ID of a sync search request in a chunk
+// the consumer wrote. go-ldap writes each request whole, so on loopback a
+// request starts its chunk.
+func syncSearchID(b []byte) (int64, bool) {
+	if !bytes.Contains(b, oidSyncRequest) {
+		return 0, false
+	}
+	p, err := ber.DecodePacketErr(b)
+	if err != nil || len(p.Children) == 0 {
+		return 0, false
+	}
+	id, ok := p.Children[0].Value.(int64)
+	return id, ok
+}
+
+// SyncDoneResult encodes a successful SearchResultDone for message id with
+// a Sync Done control that has no cookie and refreshDeletes FALSE.
+func SyncDoneResult(id int64) []byte {
+	p := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAP Message")
+	p.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id, "MessageID"))
+	r := ber.Encode(ber.ClassApplication, ber.TypeConstructed, 5, nil, "Search Result Done")
+	r.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, 0, "resultCode"))
+	r.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", "matchedDN"))
+	r.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", "diagnosticMessage"))
+	p.AppendChild(r)
+	value := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "syncDoneValue")
+	ctl := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "Control")
+	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "1.3.6.1.4.1.4203.1.9.1.3", "Sync Done"))
+	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, string(value.Bytes()), "controlValue"))
+	ctls := ber.Encode(ber.ClassContext, ber.TypeConstructed, 0, nil, "Controls")
+	ctls.AppendChild(ctl)
+	p.AppendChild(ctls)
+	return p.Bytes()
 }
 
 // Inject writes raw bytes to every consumer, as if the provider sent them.

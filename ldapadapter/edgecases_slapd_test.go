@@ -1,0 +1,98 @@
+package ldapadapter_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/replink/replink"
+	"github.com/replink/replink/fsm"
+	"github.com/replink/replink/internal/realtarget"
+	"github.com/replink/replink/internal/slapdtest"
+	"github.com/replink/replink/ldapadapter"
+)
+
+// RFC 4533 §3.1 against slapd: a reconfiguration to a wider filter must
+// bring the whole new content (syncprov answers a kept cookie with only what
+// changed since), and one back to a narrower filter must prune what fell
+// out of scope.
+func TestReconfigureContentAgainstSlapd(t *testing.T) {
+	srv := slapdtest.Start(t)
+	require.NoError(t, srv.Write(6))
+	store := ldapadapter.NewMemoryStore()
+	cookies := &ldapadapter.MemoryCookieStore{}
+	narrow := linkConfig("p", srv.URL(), store, cookies)
+	narrow.LDAP.BaseDN = slapdtest.PeopleDN
+	narrow.LDAP.Filter = "(objectClass=organizationalUnit)" // ou=people alone
+	wide := narrow
+	wide.LDAP.Filter = "(objectClass=*)"
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+
+	l, err := ldapadapter.NewLink(narrow, fsm.WithLogger(discard))
+	require.NoError(t, err)
+	defer l.Close()
+	require.NoError(t, l.Start(ctx))
+	_, err = l.WaitFor(ctx, replink.Persisting)
+	require.NoError(t, err)
+	require.Len(t, store.Snapshot(), 1)
+
+	inSync := func() error {
+		want, err := srv.Snapshot(ctx, slapdtest.PeopleDN)
+		if err != nil {
+			return err
+		}
+		return realtarget.DiffTrees(want, store.Snapshot())
+	}
+	require.NoError(t, l.Reconfigure(ctx, wide))
+	_, err = l.WaitFor(ctx, replink.Persisting)
+	require.NoError(t, err)
+	require.NoError(t, srv.Write(2))
+	require.Eventually(t, func() bool { return inSync() == nil }, 5*time.Second, 50*time.Millisecond, "wider filter: %v", inSync())
+
+	require.NoError(t, l.Reconfigure(ctx, narrow))
+	_, err = l.WaitFor(ctx, replink.Persisting)
+	require.NoError(t, err)
+	require.Len(t, store.Snapshot(), 1, "narrower filter: what fell out of scope is pruned")
+}
+
+// LDAP 53 against slapd: a cookie newer than the provider's state (as after
+// a restore from an older backup) is refused; the link reports
+// ErrProviderBehind, retries with backoff keeping the cookie, and an
+// admin's Reload brings the copy back in line.
+func TestProviderBehindAgainstSlapd(t *testing.T) {
+	srv := slapdtest.Start(t)
+	require.NoError(t, srv.Write(5))
+	store := ldapadapter.NewMemoryStore()
+	cookies := &ldapadapter.MemoryCookieStore{}
+	cfg := linkConfig("p", srv.URL(), store, cookies)
+	cfg.Machine.Backoff.Initial = 200 * time.Millisecond
+	future := "rid=000,csn=29991231235959.999999Z#000000#000#000000"
+	require.NoError(t, cookies.Save(ldapadapter.StoredCookie(cfg.LDAP, future)))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+
+	l, err := ldapadapter.NewLink(cfg, fsm.WithLogger(discard))
+	require.NoError(t, err)
+	defer l.Close()
+	require.NoError(t, l.Start(ctx))
+	_, err = l.WaitFor(ctx, replink.Failed)
+	require.NoError(t, err)
+	h := l.History()
+	last := h[len(h)-1]
+	require.Equal(t, replink.Exception, last.Event)
+	require.ErrorIs(t, last.Cause, ldapadapter.ErrProviderBehind)
+	stored, err := cookies.Load()
+	require.NoError(t, err)
+	require.Equal(t, ldapadapter.StoredCookie(cfg.LDAP, future), stored, "the cookie is kept while the link retries")
+
+	require.NoError(t, l.Reload(ctx))
+	_, err = l.WaitFor(ctx, replink.Persisting)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		want, err := srv.Snapshot(ctx, slapdtest.BaseDN)
+		return err == nil && realtarget.DiffTrees(want, store.Snapshot()) == nil
+	}, 5*time.Second, 50*time.Millisecond)
+}

@@ -1,0 +1,11 @@
+package ldapadapter
+
+// StoredCookie is what the adapter would store for cookie under cfg's
+// content, for tests that start from a stored cookie.
+func StoredCookie(cfg Config, cookie string) []byte {
+	d, err := cfg.withDefaults()
+	if err != nil {
+		panic(err)
+	}
+	return bindCookie(contentDigest(&d), []byte(cookie))
+}

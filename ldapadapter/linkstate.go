@@ -1,0 +1,96 @@
+package ldapadapter
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+)
+
+// linkState is what the connections of one link share, across reconnects
+// and reconfigurations: one connection at a time is current, but a handler
+// abandoned by an earlier one may still be running.
+type linkState struct {
+	// gate is held while the handler is called or the cookie saved, so
+	// the changes of two connections never interleave and the cookie store
+	// sees one writer at a time: the last cookie saved is the newest.
+	gate chan struct{}
+	// reload asks the next sync session to drop the cookie (Link.Reload).
+	reload atomic.Bool
+	// cookies keeps the cookie of a link configured without a CookieStore,
+	// across its reconnections and reconfigurations.
+	cookies MemoryCookieStore
+	// applied is what a HandlerFunc was handed, so that a prune can reach
+	// it: a function cannot list the copy it feeds.
+	applied uuidSet
+}
+
+func newLinkState() *linkState { return &linkState{gate: make(chan struct{}, 1)} }
+
+// enter takes the gate, or gives up when ctx ends first.
+func (s *linkState) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err // stopping: never take the gate for more work
+	}
+	select {
+	case s.gate <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *linkState) leave() { <-s.gate }
+
+// handler is h as the session calls it: a HandlerFunc learns to list what
+// it was handed.
+func (s *linkState) handler(h Handler) Handler {
+	if f, ok := h.(HandlerFunc); ok {
+		return trackedFunc{f: f, set: &s.applied}
+	}
+	return h
+}
+
+type trackedFunc struct {
+	f   HandlerFunc
+	set *uuidSet
+}
+
+func (t trackedFunc) Apply(ctx context.Context, c Change) error {
+	if err := t.f(ctx, c); err != nil {
+		return err
+	}
+	t.set.record(c)
+	return nil
+}
+
+func (t trackedFunc) Known(context.Context) ([]uuid.UUID, error) { return t.set.list(), nil }
+
+// uuidSet is the set of entries a HandlerFunc holds, as far as this process
+// has seen.
+type uuidSet struct {
+	mu  sync.Mutex
+	ids map[uuid.UUID]struct{}
+}
+
+func (s *uuidSet) record(c Change) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids == nil {
+		s.ids = map[uuid.UUID]struct{}{}
+	}
+	if c.Op == Delete {
+		delete(s.ids, c.UUID)
+	} else {
+		s.ids[c.UUID] = struct{}{}
+	}
+}
+
+func (s *uuidSet) list() []uuid.UUID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(s.ids))
+}
