@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -85,6 +86,8 @@ type Server struct {
 	Exec []string
 	// TLS is set by the WithTLS option.
 	TLS *TLS
+	// People is how many people slapadd loads before the start (WithPeople).
+	People int
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -108,6 +111,11 @@ func Start(t TB, opts ...func(*Server)) *Server {
 	t.Cleanup(s.Kill)
 	return s
 }
+
+// WithPeople loads n people under ou=people with slapadd before slapd
+// starts: thousands of entries in a second, where adds over LDAP take one
+// fsync each.
+func WithPeople(n int) func(*Server) { return func(s *Server) { s.People = n } }
 
 // FreePort returns a loopback TCP port nobody listens on right now.
 func FreePort(t TB) int {
@@ -142,12 +150,13 @@ rootdn "%s"
 rootpw %s
 directory %s
 index objectClass,entryCSN,entryUUID eq
+limits dn.exact="%s" size=unlimited time=unlimited
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by dn.exact="%s" read by * none
 overlay syncprov
 syncprov-checkpoint 100 10
 syncprov-sessionlog 1000
-`, s.Dir, BaseDN, AdminDN, AdminPW, db, ReplicatorDN)
+`, s.Dir, BaseDN, AdminDN, AdminPW, db, ReplicatorDN, ReplicatorDN)
 	if s.TLS != nil {
 		conf = s.TLS.conf() + conf
 	}
@@ -170,13 +179,18 @@ dn: %s
 objectClass: organizationalUnit
 ou: people
 `, BaseDN, ReplicatorDN, ReplicatorPW, PeopleDN)
+	var b strings.Builder
+	b.WriteString(ldif)
+	for i := range s.People {
+		fmt.Fprintf(&b, "\ndn: uid=p%d,%s\nobjectClass: inetOrgPerson\nuid: p%d\ncn: Person %d\nsn: P%d\nmail: p%d@example.com\ndescription: loaded with the directory, to give each entry a realistic size\n", i, PeopleDN, i, i, i, i)
+	}
 	lf := filepath.Join(s.Dir, "base.ldif")
-	if err := os.WriteFile(lf, []byte(ldif), 0o600); err != nil {
+	if err := os.WriteFile(lf, []byte(b.String()), 0o600); err != nil {
 		return err
 	}
-	if out, err := exec.Command(filepath.Join(filepath.Dir(s.bin), "slapadd"), "-f", s.conf(), "-l", lf).CombinedOutput(); err != nil {
+	if out, err := exec.Command(filepath.Join(filepath.Dir(s.bin), "slapadd"), "-q", "-f", s.conf(), "-l", lf).CombinedOutput(); err != nil {
 		// slapadd is slapd itself under another name on Debian.
-		if out2, err2 := exec.Command(s.bin, "-T", "add", "-f", s.conf(), "-l", lf).CombinedOutput(); err2 != nil {
+		if out2, err2 := exec.Command(s.bin, "-T", "add", "-q", "-f", s.conf(), "-l", lf).CombinedOutput(); err2 != nil {
 			return fmt.Errorf("slapadd: %v: %s / %s", err, out, out2)
 		}
 	}

@@ -1,0 +1,39 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Content is what a link replicates: a copy made from one content must
+// never be continued from another (RFC 4533 §3.1).
+type Content struct {
+	BaseDN     string   `json:"base"`
+	Scope      string   `json:"scope"` // "sub" or "one"
+	Filter     string   `json:"filter"`
+	Attributes []string `json:"attributes,omitempty"`
+}
+
+func (c Content) String() string {
+	s := fmt.Sprintf("base %q scope %s filter %q", c.BaseDN, c.Scope, c.Filter)
+	if len(c.Attributes) > 0 {
+		s += fmt.Sprintf(" attributes %s", strings.Join(c.Attributes, ","))
+	}
+	return s
+}
+
+// same compares two contents the way LDAP does: names case-insensitively,
+// the attribute list as a set.
+func (c Content) same(o Content) bool {
+	norm := func(a []string) []string {
+		out := make([]string, len(a))
+		for i, s := range a {
+			out[i] = strings.ToLower(s)
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	return strings.EqualFold(c.BaseDN, o.BaseDN) && c.Scope == o.Scope && c.Filter == o.Filter &&
+		slices.Equal(norm(c.Attributes), norm(o.Attributes))
+}

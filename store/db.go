@@ -1,0 +1,160 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Bucket layout: links/<name>/{entries, dns} plus the keys cookie, content
+// and count in links/<name>.
+var (
+	bucketLinks   = []byte("links")
+	bucketEntries = []byte("entries") // entryUUID (16 bytes) → entry record
+	bucketDNs     = []byte("dns")     // lower-cased DN → entryUUID
+	keyCookie     = []byte("cookie")
+	keyContent    = []byte("content")
+	keyCount      = []byte("count")
+)
+
+// Options tune a DB; the zero value is sensible.
+type Options struct {
+	// BatchSize is how many changes may wait in memory before they are
+	// committed without waiting for a cookie. Default 1000.
+	BatchSize int
+	// ReadOnly opens the file for reading only (dump, status of a file in
+	// use elsewhere is not possible: bbolt locks it).
+	ReadOnly bool
+}
+
+// DB is one store file.
+type DB struct {
+	path string
+	bolt *bolt.DB
+	opts Options
+
+	mu    sync.Mutex
+	links map[string]*Link
+}
+
+// Open opens or creates the store file at path, readable by its owner
+// only. Another process holding the file is an error after a second.
+func Open(path string, opts *Options) (*DB, error) {
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1000
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: o.ReadOnly})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	if !o.ReadOnly {
+		if err := os.Chmod(path, 0o600); err != nil { // a file made by hand stays private too
+			b.Close()
+			return nil, err
+		}
+	}
+	return &DB{path: path, bolt: b, opts: o, links: map[string]*Link{}}, nil
+}
+
+// Path is the file's path.
+func (d *DB) Path() string { return d.path }
+
+// Close closes the file. Changes not yet committed are lost, as in a
+// crash; the adapter saves a cookie (and so commits) when a link stops.
+func (d *DB) Close() error { return d.bolt.Close() }
+
+// Link returns the copy of link name, creating it on first use. It is
+// refused with a *MismatchError if the copy was made from other content.
+func (d *DB) Link(name string, c Content) (*Link, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if l, ok := d.links[name]; ok {
+		if !l.content.same(c) {
+			return nil, &MismatchError{Path: d.path, Link: name, Stored: l.content, Wanted: c}
+		}
+		return l, nil
+	}
+	err := d.bolt.Update(func(tx *bolt.Tx) error {
+		root, err := tx.CreateBucketIfNotExists(bucketLinks)
+		if err != nil {
+			return err
+		}
+		b, err := root.CreateBucketIfNotExists([]byte(name))
+		if err != nil {
+			return err
+		}
+		if raw := b.Get(keyContent); raw != nil {
+			var stored Content
+			if err := json.Unmarshal(raw, &stored); err != nil {
+				return fmt.Errorf("link %q: stored content: %w", name, err)
+			}
+			if !stored.same(c) {
+				return &MismatchError{Path: d.path, Link: name, Stored: stored, Wanted: c}
+			}
+		} else {
+			raw, _ := json.Marshal(c)
+			if err := b.Put(keyContent, raw); err != nil {
+				return err
+			}
+		}
+		if _, err := b.CreateBucketIfNotExists(bucketEntries); err != nil {
+			return err
+		}
+		_, err = b.CreateBucketIfNotExists(bucketDNs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{db: d, name: []byte(name), content: c}
+	d.links[name] = l
+	return l, nil
+}
+
+// Links lists the links the file holds, by name.
+func (d *DB) Links() ([]string, error) {
+	var names []string
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketLinks)
+		if root == nil {
+			return nil
+		}
+		return root.ForEachBucket(func(k []byte) error {
+			names = append(names, string(k))
+			return nil
+		})
+	})
+	sort.Strings(names)
+	return names, err
+}
+
+// Reset deletes link name's copy and cookie, so that the next run loads it
+// afresh, from whatever content it is then configured with.
+func (d *DB) Reset(name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, open := d.links[name]; open {
+		return fmt.Errorf("link %q is open", name)
+	}
+	return d.bolt.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketLinks)
+		if root == nil || root.Bucket([]byte(name)) == nil {
+			return fmt.Errorf("%w: %q", ErrUnknownLink, name)
+		}
+		return root.DeleteBucket([]byte(name))
+	})
+}

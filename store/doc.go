@@ -1,0 +1,16 @@
+// Package store keeps replicas durable in one bbolt file: each link's
+// entries, keyed by entryUUID with an index by DN, and the link's sync
+// cookie, committed in the same transaction as the changes it covers.
+//
+// A [Link] is an [ldapadapter.Handler] that is also its link's
+// [ldapadapter.CookieStore]. Changes are buffered and committed in batches:
+// when BatchSize changes are waiting, and whenever the adapter saves a
+// cookie (at most every Config.CookieFlushInterval while changes flow, at
+// the end of each refresh, and on Stop). So a crash at any instant leaves
+// a committed cookie that never claims more than the committed data holds,
+// and a refresh of 50,000 entries costs tens of commits, not 50,000.
+//
+// One file serves several links, each in buckets of its own, and each bound
+// to the content it replicates: opening a link for another base, scope,
+// filter or attribute list is refused rather than silently mixed.
+package store

@@ -1,0 +1,249 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/replink/replink/ldapadapter"
+)
+
+// Link is one link's copy in the file: an ldapadapter.Handler that keeps
+// its own cookie (an ldapadapter.CookieStore). Its methods are safe for
+// concurrent use; the adapter calls them one at a time.
+type Link struct {
+	db      *DB
+	name    []byte
+	content Content
+
+	mu      sync.Mutex
+	pending []ldapadapter.Change // applied, not yet committed
+	failed  error                // a commit failed since the last Load
+
+	commits atomic.Int64 // transactions committed (each one fsyncs)
+	applied atomic.Int64 // changes committed
+}
+
+var (
+	_ ldapadapter.Handler     = (*Link)(nil)
+	_ ldapadapter.CookieStore = (*Link)(nil)
+)
+
+// Name is the link's name.
+func (l *Link) Name() string { return string(l.name) }
+
+// Apply queues c; it is committed with the next batch or cookie.
+func (l *Link) Apply(_ context.Context, c ldapadapter.Change) error {
+	if c.Op == ldapadapter.Upsert && c.Entry == nil {
+		return fmt.Errorf("store: upsert of %q without an entry", c.DN)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending = append(l.pending, c)
+	if len(l.pending) >= l.db.opts.BatchSize {
+		return l.commitLocked(nil, false)
+	}
+	return nil
+}
+
+// Known commits what is pending, then lists the link's entries.
+func (l *Link) Known(context.Context) ([]uuid.UUID, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.commitLocked(nil, false); err != nil {
+		return nil, err
+	}
+	var ids []uuid.UUID
+	err := l.db.bolt.View(func(tx *bolt.Tx) error {
+		b := l.bucket(tx)
+		ids = make([]uuid.UUID, 0, count(b))
+		return b.Bucket(bucketEntries).ForEach(func(k, _ []byte) error {
+			id, err := uuid.FromBytes(k)
+			if err != nil {
+				return fmt.Errorf("store: entry key %x: %w", k, err)
+			}
+			ids = append(ids, id)
+			return nil
+		})
+	})
+	return ids, err
+}
+
+// Load returns the committed cookie. A new session starts from it, so a
+// failed commit is forgotten here: what it lost comes again.
+func (l *Link) Load() ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failed = nil
+	var cookie []byte
+	err := l.db.bolt.View(func(tx *bolt.Tx) error {
+		cookie = bytes.Clone(l.bucket(tx).Get(keyCookie))
+		return nil
+	})
+	return cookie, err
+}
+
+// Save commits every pending change and cookie in one transaction; a nil
+// cookie erases it. After a failed commit it refuses: the cookie must not
+// claim changes the file does not hold.
+func (l *Link) Save(cookie []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil {
+		return fmt.Errorf("%w: %w", ErrCommitFailed, l.failed)
+	}
+	return l.commitLocked(cookie, true)
+}
+
+// commitLocked writes the pending changes, and the cookie if setCookie, in
+// one transaction. On failure the pending changes are dropped and the link
+// refuses cookies until the next Load.
+func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
+	if len(l.pending) == 0 && !setCookie {
+		return nil
+	}
+	if l.failed != nil {
+		l.pending = l.pending[:0]
+		return fmt.Errorf("%w: %w", ErrCommitFailed, l.failed)
+	}
+	err := l.db.bolt.Update(func(tx *bolt.Tx) error {
+		b := l.bucket(tx)
+		n := count(b)
+		for i := range l.pending {
+			d, err := apply(b, &l.pending[i])
+			if err != nil {
+				return err
+			}
+			n += d
+		}
+		if err := b.Put(keyCount, binary.AppendUvarint(nil, uint64(n))); err != nil {
+			return err
+		}
+		switch {
+		case !setCookie:
+			return nil
+		case cookie == nil:
+			return b.Delete(keyCookie)
+		default:
+			return b.Put(keyCookie, cookie)
+		}
+	})
+	done := len(l.pending)
+	clear(l.pending) // drop the entries' references
+	l.pending = l.pending[:0]
+	if err != nil {
+		l.failed = err
+		return fmt.Errorf("store %s, link %s: commit: %w", l.db.path, l.name, err)
+	}
+	l.commits.Add(1)
+	l.applied.Add(int64(done))
+	return nil
+}
+
+// apply writes one change and says by how much the entry count moved.
+func apply(b *bolt.Bucket, c *ldapadapter.Change) (int, error) {
+	entries, dns := b.Bucket(bucketEntries), b.Bucket(bucketDNs)
+	key := c.UUID[:]
+	old := entries.Get(key)
+	var oldDN string
+	if old != nil {
+		var err error
+		if oldDN, err = decodeDN(old); err != nil {
+			return 0, err
+		}
+	}
+	// The index entry of the old DN goes if it still names this UUID: a
+	// DN can have passed to another entry meanwhile.
+	dropOldDN := func() error {
+		k := dnKey(oldDN)
+		if bytes.Equal(dns.Get(k), key) {
+			return dns.Delete(k)
+		}
+		return nil
+	}
+	switch c.Op {
+	case ldapadapter.Delete:
+		if old == nil {
+			return 0, nil
+		}
+		if err := dropOldDN(); err != nil {
+			return 0, err
+		}
+		return -1, entries.Delete(key)
+	case ldapadapter.Upsert:
+		if old != nil && !strings.EqualFold(oldDN, c.Entry.DN) {
+			if err := dropOldDN(); err != nil {
+				return 0, err
+			}
+		}
+		if err := entries.Put(key, encodeEntry(c.Entry)); err != nil {
+			return 0, err
+		}
+		if err := dns.Put(dnKey(c.Entry.DN), key); err != nil {
+			return 0, err
+		}
+		if old == nil {
+			return 1, nil
+		}
+		return 0, nil
+	}
+	return 0, fmt.Errorf("store: unknown op %v", c.Op)
+}
+
+func dnKey(dn string) []byte { return []byte(strings.ToLower(dn)) }
+
+func count(b *bolt.Bucket) int {
+	n, _ := binary.Uvarint(b.Get(keyCount))
+	return int(n)
+}
+
+func (l *Link) bucket(tx *bolt.Tx) *bolt.Bucket {
+	return tx.Bucket(bucketLinks).Bucket(l.name)
+}
+
+// Len is how many entries the committed copy holds.
+func (l *Link) Len() (int, error) {
+	var n int
+	err := l.db.bolt.View(func(tx *bolt.Tx) error {
+		n = count(l.bucket(tx))
+		return nil
+	})
+	return n, err
+}
+
+// Commits counts the transactions committed through this Link (bbolt
+// fsyncs each one); Committed counts the changes they held.
+func (l *Link) Commits() int64   { return l.commits.Load() }
+func (l *Link) Committed() int64 { return l.applied.Load() }
+
+// Each calls fn with every committed entry of link name in db, in the
+// order of their lower-cased DNs.
+func (d *DB) Each(name string, fn func(*ldap.Entry) error) error {
+	return d.bolt.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketLinks)
+		if root == nil || root.Bucket([]byte(name)) == nil {
+			return fmt.Errorf("%w: %q", ErrUnknownLink, name)
+		}
+		b := root.Bucket([]byte(name))
+		entries := b.Bucket(bucketEntries)
+		return b.Bucket(bucketDNs).ForEach(func(_, id []byte) error {
+			raw := entries.Get(id)
+			if raw == nil {
+				return nil
+			}
+			e, err := decodeEntry(raw)
+			if err != nil {
+				return err
+			}
+			return fn(e)
+		})
+	})
+}

@@ -1,0 +1,162 @@
+package store_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/replink/replink/ldapadapter"
+	"github.com/replink/replink/store"
+)
+
+var people = store.Content{BaseDN: "ou=people,dc=example,dc=com", Scope: "sub", Filter: "(objectClass=*)"}
+
+func upsert(id uuid.UUID, dn string, attrs map[string][]string) ldapadapter.Change {
+	return ldapadapter.Change{Op: ldapadapter.Upsert, UUID: id, DN: dn, Entry: ldap.NewEntry(dn, attrs)}
+}
+
+func open(t *testing.T, path string, batch int) *store.DB {
+	t.Helper()
+	db, err := store.Open(path, &store.Options{BatchSize: batch})
+	require.NoError(t, err)
+	return db
+}
+
+// dump returns DN → attribute → values of the committed copy.
+func dump(t *testing.T, db *store.DB, link string) map[string]map[string][]string {
+	out := map[string]map[string][]string{}
+	require.NoError(t, db.Each(link, func(e *ldap.Entry) error {
+		out[e.DN] = ldapadapter.EntryAttributes(e)
+		return nil
+	}))
+	return out
+}
+
+func TestChangesAndCookieCommitTogether(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replica.db")
+	db := open(t, path, 1000)
+	l, err := db.Link("a", people)
+	require.NoError(t, err)
+	ctx := t.Context()
+	ada, bob := uuid.New(), uuid.New()
+	require.NoError(t, l.Apply(ctx, upsert(ada, "uid=ada,ou=people,dc=example,dc=com", map[string][]string{"cn": {"Ada"}})))
+	require.NoError(t, l.Apply(ctx, upsert(bob, "uid=bob,ou=people,dc=example,dc=com", map[string][]string{"cn": {"Bob"}})))
+	require.Zero(t, l.Commits(), "changes wait for a cookie or a full batch")
+	require.NoError(t, l.Save([]byte("c1")))
+	require.EqualValues(t, 1, l.Commits())
+
+	// a rename keeps the UUID; a delete needs no DN
+	require.NoError(t, l.Apply(ctx, upsert(ada, "uid=ada.lovelace,ou=people,dc=example,dc=com", map[string][]string{"cn": {"Ada", "Ada Lovelace"}})))
+	require.NoError(t, l.Apply(ctx, ldapadapter.Change{Op: ldapadapter.Delete, UUID: bob}))
+	// applied but not committed when the process dies: the file keeps c1
+	require.NoError(t, db.Close())
+
+	db = open(t, path, 1000)
+	defer db.Close()
+	l, err = db.Link("a", people)
+	require.NoError(t, err)
+	cookie, err := l.Load()
+	require.NoError(t, err)
+	require.Equal(t, "c1", string(cookie))
+	require.Len(t, dump(t, db, "a"), 2, "the data matches the cookie: both entries, no rename yet")
+
+	require.NoError(t, l.Apply(ctx, upsert(ada, "uid=ada.lovelace,ou=people,dc=example,dc=com", map[string][]string{"cn": {"Ada Lovelace", "Ada"}})))
+	require.NoError(t, l.Apply(ctx, ldapadapter.Change{Op: ldapadapter.Delete, UUID: bob}))
+	require.NoError(t, l.Save([]byte("c2")))
+	require.Equal(t, map[string]map[string][]string{
+		"uid=ada.lovelace,ou=people,dc=example,dc=com": {"cn": {"Ada", "Ada Lovelace"}},
+	}, dump(t, db, "a"))
+	n, err := l.Len()
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	ids, err := l.Known(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []uuid.UUID{ada}, ids)
+
+	require.NoError(t, l.Save(nil))
+	cookie, err = l.Load()
+	require.NoError(t, err)
+	require.Nil(t, cookie, "a nil cookie erases it")
+
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+}
+
+// A refresh of many entries costs a commit per batch, not one per change.
+func TestBatches(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "r.db"), 100)
+	defer db.Close()
+	l, err := db.Link("a", people)
+	require.NoError(t, err)
+	for i := range 1050 {
+		require.NoError(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=u"+string(rune('a'+i%26))+string(rune('0'+i/26%10))+string(rune('0'+i/260)), nil)))
+	}
+	require.EqualValues(t, 10, l.Commits())
+	require.NoError(t, l.Save([]byte("end")))
+	require.EqualValues(t, 11, l.Commits())
+	require.EqualValues(t, 1050, l.Committed())
+}
+
+func TestContentIsBound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	db := open(t, path, 0)
+	_, err := db.Link("a", people)
+	require.NoError(t, err)
+	same := people
+	same.BaseDN = "OU=People,DC=Example,DC=Com"
+	_, err = db.Link("a", same)
+	require.NoError(t, err, "DNs compare case-insensitively")
+	require.NoError(t, db.Close())
+
+	db = open(t, path, 0)
+	defer db.Close()
+	for _, tc := range []struct {
+		name string
+		edit func(*store.Content)
+	}{
+		{"other base", func(c *store.Content) { c.BaseDN = "dc=example,dc=com" }},
+		{"other filter", func(c *store.Content) { c.Filter = "(uid=*)" }},
+		{"other scope", func(c *store.Content) { c.Scope = "one" }},
+		{"other attributes", func(c *store.Content) { c.Attributes = []string{"cn"} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := people
+			tc.edit(&c)
+			_, err := db.Link("a", c)
+			require.ErrorIs(t, err, store.ErrContentMismatch)
+			var me *store.MismatchError
+			require.ErrorAs(t, err, &me)
+			require.Contains(t, err.Error(), path)
+		})
+	}
+	_, err = db.Link("b", store.Content{BaseDN: "dc=other", Scope: "sub", Filter: "(objectClass=*)"})
+	require.NoError(t, err, "another link in the same file")
+	names, err := db.Links()
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, names)
+}
+
+// After a failed commit no cookie may be saved until a new session loads
+// the committed one: the cookie must never cover changes the file lacks.
+func TestFailedCommitRefusesCookie(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "r.db"), 2)
+	l, err := db.Link("a", people)
+	require.NoError(t, err)
+	require.NoError(t, db.Close()) // every transaction fails from now on
+	require.NoError(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=x", nil)))
+	require.Error(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=y", nil)))
+	require.ErrorIs(t, l.Save([]byte("c9")), store.ErrCommitFailed)
+}
+
+func TestSecondOpenIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.db")
+	db := open(t, path, 0)
+	defer db.Close()
+	_, err := store.Open(path, nil)
+	require.ErrorIs(t, err, store.ErrLocked)
+}
