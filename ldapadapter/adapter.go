@@ -76,6 +76,7 @@ type conn struct {
 	cookie    []byte // the cookie of the last change applied
 	cookieSet bool   // cookie not saved yet
 	savedAt   time.Time
+	flush     *time.Timer // saves a recorded cookie once it is due
 	// fenced is set once Close has flushed the cookie or given up on the
 	// handler: from then on this connection saves nothing, so a handler it
 	// abandoned cannot move the cookie past changes it never finished.
@@ -278,16 +279,40 @@ func (c *conn) recordLocked(cookie []byte, force bool) error {
 	if cookie != nil {
 		c.cookie, c.cookieSet = cookie, true
 	}
-	if !c.cookieSet || !(force || time.Since(c.savedAt) >= c.cfg.CookieFlushInterval) {
+	if !c.cookieSet {
+		return nil
+	}
+	if wait := c.cfg.CookieFlushInterval - time.Since(c.savedAt); !force && wait > 0 {
+		// Not due yet: save it then, even if no change comes to do it.
+		if c.flush == nil {
+			c.flush = time.AfterFunc(wait, c.flushDue)
+		}
 		return nil
 	}
 	return c.saveLocked(false)
+}
+
+// flushDue saves the cookie recorded since the last save, when the stream
+// went quiet before anything else saved it.
+func (c *conn) flushDue() {
+	if c.st.enter(c.ctx) != nil {
+		return // closing: Close saves
+	}
+	defer c.st.leave()
+	c.flush = nil
+	if err := c.saveLocked(false); err != nil {
+		c.cfg.Logger.Error("cookie not saved", "err", err)
+	}
 }
 
 // saveLocked writes the last applied cookie, bound to the link's content,
 // unless this connection is fenced off; closing writes once more while
 // fencing. The caller holds the link's gate.
 func (c *conn) saveLocked(closing bool) error {
+	if c.flush != nil {
+		c.flush.Stop()
+		c.flush = nil
+	}
 	if !c.cookieSet || (c.fenced.Load() && !closing) {
 		return nil
 	}

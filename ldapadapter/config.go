@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"reflect"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -37,10 +38,12 @@ type Config struct {
 	Attributes []string
 
 	// Handler applies the changes; Cookies keeps the cookie across restarts.
-	// Each link needs a Handler of its own (see Handler.Known). A
-	// HandlerFunc cannot list the copy it feeds, so it is refused with a
-	// durable cookie store: after a restart the deletions a present phase
-	// implies could not reach it. Nil Cookies keeps the cookie in memory.
+	// Each link needs a Handler of its own (see Handler.Known). A Handler
+	// that is also a CookieStore keeps its own cookie, committed with the
+	// changes it covers; Cookies must then be nil (or that Handler). A
+	// HandlerFunc or a MemoryStore, whose copy dies with the process, is
+	// refused with a durable cookie store. Nil Cookies keeps the cookie in
+	// memory.
 	Handler Handler
 	Cookies CookieStore
 	// CookieFlushInterval bounds how much a crash can make the link replay:
@@ -105,8 +108,19 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.Handler == nil {
 		return d, fmt.Errorf("%w: Handler is nil", ErrInvalidConfig)
 	}
-	if _, isFunc := d.Handler.(HandlerFunc); isFunc && durable(d.Cookies) {
-		return d, fmt.Errorf("%w: a HandlerFunc cannot list the copy, so with a durable cookie store (%T) the entries deleted while the process was down would stay: use a Handler with Known, or keep the cookie in memory", ErrInvalidConfig, d.Cookies)
+	if own, ok := d.Handler.(CookieStore); ok {
+		// The handler commits the cookie with the changes it covers: a
+		// second store could only disagree with it.
+		if d.Cookies != nil && !sameStore(d.Cookies, own) {
+			return d, fmt.Errorf("%w: the Handler (%T) keeps its own cookie; a separate CookieStore (%T) could disagree with it after a crash: leave Cookies nil", ErrInvalidConfig, d.Handler, d.Cookies)
+		}
+		d.Cookies = own
+	}
+	switch d.Handler.(type) {
+	case HandlerFunc, *MemoryStore:
+		if durable(d.Cookies) {
+			return d, fmt.Errorf("%w: the copy of a %T does not outlive the process, so a durable cookie store (%T) would resume a restart on an empty copy, or never delete what went away meanwhile: keep the cookie in memory (Cookies nil), or use a store that keeps its own cookie", ErrInvalidConfig, d.Handler, d.Cookies)
+		}
 	}
 	if d.StopTimeout <= 0 {
 		d.StopTimeout = 3 * time.Second
@@ -148,6 +162,12 @@ func (c *Config) withDefaults() (Config, error) {
 		d.Logger = slog.Default()
 	}
 	return d, nil
+}
+
+// sameStore reports whether a and b are the same cookie store.
+func sameStore(a, b CookieStore) bool {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	return va.Type() == vb.Type() && va.Comparable() && a == b
 }
 
 // durable reports whether a cookie store outlives the process.

@@ -37,6 +37,28 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// selfCookied is a Handler that keeps its own cookie.
+type selfCookied struct {
+	*ldapadapter.MemoryStore
+	ldapadapter.MemoryCookieStore
+}
+
+// A Handler that keeps its own cookie is its link's CookieStore, and a
+// second, separate store is refused: the two could disagree after a crash.
+func TestHandlerKeepsItsOwnCookie(t *testing.T) {
+	h := &selfCookied{MemoryStore: ldapadapter.NewMemoryStore()}
+	c := ldapadapter.Config{URL: "ldap://127.0.0.1:389", BaseDN: "dc=t", Handler: h}
+	_, err := ldapadapter.New(c)
+	require.NoError(t, err)
+	c.Cookies = h
+	_, err = ldapadapter.New(c)
+	require.NoError(t, err, "naming the handler itself is fine")
+	c.Cookies = ldapadapter.FileCookieStore{Path: filepath.Join(t.TempDir(), "c")}
+	_, err = ldapadapter.New(c)
+	require.ErrorIs(t, err, ldapadapter.ErrInvalidConfig)
+	require.ErrorContains(t, err, "keeps its own cookie")
+}
+
 // A HandlerFunc cannot list its copy: paired with a durable cookie store,
 // a restart would resume from the cookie and never delete what went away
 // meanwhile, so the pairing is refused before anything connects.
@@ -54,6 +76,12 @@ func TestHandlerFuncRefusesDurableCookies(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base
+			if tc.name == "cookie file" {
+				m := c
+				m.Handler, m.Cookies = ldapadapter.NewMemoryStore(), tc.cookies
+				_, err := ldapadapter.New(m)
+				require.ErrorIs(t, err, ldapadapter.ErrInvalidConfig, "a memory copy with a durable cookie resumes on an empty copy")
+			}
 			c.Cookies = tc.cookies
 			_, err := ldapadapter.New(c)
 			if tc.ok {
@@ -61,7 +89,7 @@ func TestHandlerFuncRefusesDurableCookies(t *testing.T) {
 				return
 			}
 			require.ErrorIs(t, err, ldapadapter.ErrInvalidConfig)
-			require.ErrorContains(t, err, "HandlerFunc")
+			require.ErrorContains(t, err, "does not outlive the process")
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/replink/replink/internal/realtarget"
 	"github.com/replink/replink/internal/slapdtest"
 	"github.com/replink/replink/ldapadapter"
+	"github.com/replink/replink/store"
 )
 
 func linkConfig(name, url string, store ldapadapter.Handler, cookies ldapadapter.CookieStore) ldapadapter.LinkConfig {
@@ -85,38 +87,51 @@ func TestConsumerManagesLinksIndependently(t *testing.T) {
 	require.ErrorIs(t, c.Remove("b"), ldapadapter.ErrUnknownLink)
 }
 
-// Case 1: a clean shutdown saves the cookie; the next process resumes from it
-// and receives only what changed, including deletes and renames.
+// Case 1: a clean shutdown commits the cookie with the copy; the next
+// process resumes from it and receives only what changed, including deletes
+// and renames.
 func TestShutdownSavesCookieAndRestartResumes(t *testing.T) {
 	srv := slapdtest.Start(t)
 	require.NoError(t, srv.Write(30))
-	cookies := ldapadapter.FileCookieStore{Path: filepath.Join(t.TempDir(), "cookie")}
-	store := ldapadapter.NewMemoryStore()
+	path := filepath.Join(t.TempDir(), "replica.db")
+	content := store.Content{BaseDN: slapdtest.BaseDN, Scope: "sub", Filter: "(objectClass=*)"}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 
-	run := func() *ldapadapter.Link {
-		l, err := ldapadapter.NewLink(linkConfig("p", srv.URL(), store, cookies), fsm.WithLogger(discard))
+	// run is one process: it opens the store, syncs, and returns its link.
+	run := func() (*store.DB, *store.Link, *ldapadapter.Link) {
+		db, err := store.Open(path, nil)
+		require.NoError(t, err)
+		copy, err := db.Link("p", content)
+		require.NoError(t, err)
+		l, err := ldapadapter.NewLink(linkConfig("p", srv.URL(), copy, nil), fsm.WithLogger(discard))
 		require.NoError(t, err)
 		require.NoError(t, l.Start(ctx))
 		_, err = l.WaitFor(ctx, replink.Persisting)
 		require.NoError(t, err)
-		return l
+		return db, copy, l
 	}
-	l := run()
+	db, copy, l := run()
 	require.NoError(t, l.Close())
-	saved, err := cookies.Load()
+	saved, err := copy.Load()
 	require.NoError(t, err)
 	require.NotEmpty(t, saved, "shutdown must leave a cookie")
-	first := store.Applied()
+	first := copy.Committed()
+	require.NoError(t, db.Close())
 
 	require.NoError(t, srv.Write(6)) // adds, a modify, a rename
 	require.NoError(t, srv.Delete(3))
-	l = run()
+	db, copy, l = run()
+	defer db.Close()
 	defer l.Close()
+	snapshot := func() map[string]map[string][]string {
+		out := map[string]map[string][]string{}
+		require.NoError(t, db.Each("p", func(e *ldap.Entry) error { out[e.DN] = ldapadapter.EntryAttributes(e); return nil }))
+		return out
+	}
 	require.Eventually(t, func() bool {
 		want, err := srv.Snapshot(ctx, slapdtest.BaseDN)
-		return err == nil && realtarget.DiffTrees(want, store.Snapshot()) == nil
+		return err == nil && realtarget.DiffTrees(want, snapshot()) == nil
 	}, 5*time.Second, 50*time.Millisecond)
-	require.Less(t, store.Applied()-first, 20, "resumed from the cookie: no full reload of %d entries", first)
+	require.Less(t, copy.Committed(), int64(20), "resumed from the cookie: no full reload of %d entries", first)
 }

@@ -120,6 +120,8 @@ func (s *session) run(ctx context.Context, lc *ldap.Conn) (replink.Event, error)
 		return replink.RefreshRequired, err
 	case ldap.IsErrorWithCode(err, ldap.LDAPResultUnwillingToPerform) && providerBehind(err):
 		return replink.Exception, fmt.Errorf("%w: %w", ErrProviderBehind, err)
+	case ldap.IsErrorAnyOf(err, ldap.LDAPResultSizeLimitExceeded, ldap.LDAPResultTimeLimitExceeded, ldap.LDAPResultAdminLimitExceeded):
+		return replink.Exception, fmt.Errorf("sync search: %w (the provider limits the replication identity's searches: give it unlimited size and time limits, as slapd's 'limits dn.exact=... size=unlimited time=unlimited')", err)
 	case err != nil:
 		return replink.Exception, fmt.Errorf("sync search: %w", err)
 	case mode == ldap.SyncRequestModeRefreshOnly:
