@@ -39,3 +39,6 @@ func (c Case) String() string {
 	}
 	return "case " + itoa(int(c))
 }
+
+// MarshalText writes the case as it is printed, so logs and JSON show it.
+func (c Case) MarshalText() ([]byte, error) { return []byte(c.String()), nil }

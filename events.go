@@ -96,3 +96,6 @@ func ParseEvent(name string) (Event, error) {
 	}
 	return 0, &UnknownNameError{Kind: "event", Name: name, Valid: valid}
 }
+
+// MarshalText writes the event's name, so logs and JSON show it by name.
+func (e Event) MarshalText() ([]byte, error) { return []byte(e.String()), nil }

@@ -32,3 +32,6 @@ func ParseMode(s string) (Mode, error) {
 	}
 	return 0, &UnknownNameError{Kind: "mode", Name: s, Valid: []string{"refreshAndPersist", "refreshOnly"}}
 }
+
+// MarshalText writes the mode's name, so logs and JSON show it by name.
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }

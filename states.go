@@ -68,3 +68,6 @@ func ParseState(name string) (State, error) {
 	}
 	return 0, &UnknownNameError{Kind: "state", Name: name, Valid: slices.Clone(stateNames[:])}
 }
+
+// MarshalText writes the state's name, so logs and JSON show it by name.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
