@@ -46,3 +46,16 @@ func TestEveryStateAndEventIsDrawn(t *testing.T) {
 		}
 	}
 }
+
+// Stop, shutdown and reconfigure, which every state but Stopped has, are
+// drawn once, from a note, in DOT and Mermaid alike.
+func TestAdminEdgesAreDrawnOnce(t *testing.T) {
+	for _, format := range []string{"dot", "mermaid"} {
+		var b bytes.Buffer
+		require.NoError(t, diagram.Formats[format](&b, replink.Table))
+		for _, ev := range []string{"stop (case 2)", "shutdown (case 1)", "reconfigure (case 2)"} {
+			require.Equal(t, 1, strings.Count(b.String(), ev), "%s draws %q more than once:\n%s", format, ev, b.String())
+		}
+		require.Contains(t, b.String(), "AnyState")
+	}
+}
