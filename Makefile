@@ -1,20 +1,27 @@
 # replink: two commands do everything on a fresh machine.
-#   make demo   install slapd if needed, draw the state machine, then run the
-#               six cases of the design mail against a real slapd with real
-#               faults and print how long each took to detect
+#   make demo   install slapd if needed, then start a local slapd seeded with
+#               a few thousand entries and run the replink daemon mirroring
+#               it into a bbolt file, with its status page on localhost
 #   make test   install slapd if needed, vet, and every test with the race
-#               detector, the real-slapd integration tests included
+#               detector, the real-slapd and built-binary tests included
 GO ?= go
 
-.PHONY: demo test vet deps generate bench fuzz
-demo: deps
+.PHONY: demo tour test vet deps generate build bench fuzz
+demo: deps build
 	$(GO) run ./cmd/fsmviz -format mermaid
+	$(GO) run ./cmd/replink-tour demo -replink bin/replink
+
+# The six cases of the design mail against a real slapd, with real faults.
+tour: deps
 	@if command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; then \
-		$(GO) run ./cmd/replink tour; \
+		$(GO) run ./cmd/replink-tour tour; \
 	else \
 		echo "slapd missing: running a scenario against the simulated provider instead"; \
-		$(GO) run ./cmd/replink simulate testdata/conformance/case5-provider-hang.txt; \
+		$(GO) run ./cmd/replink-tour simulate testdata/conformance/case5-provider-hang.txt; \
 	fi
+
+build:
+	$(GO) build -o bin/replink ./cmd/replink
 
 test: deps vet
 	$(GO) test -race -count=1 ./...

@@ -1,10 +1,14 @@
-// Command replink runs replication links from the command line.
+// Command replink-tour shows the link state machine at work. It is a demo
+// and test companion: it carries the test harness (a throwaway slapd, the
+// fault proxy, the simulated provider), which the replink daemon does not.
 //
-//	replink tour            run the six cases of the design mail against a
-//	                        real slapd it starts itself, with real faults, and
-//	                        print how long each took to detect
-//	replink simulate FILE   run a conformance scenario against the simulated
-//	                        provider, in real time, printing every transition
+//	replink-tour tour            run the six cases of the design mail against
+//	                             a real slapd it starts itself, with real
+//	                             faults, and print how long each took to detect
+//	replink-tour simulate FILE   run a conformance scenario against the
+//	                             simulated provider, in real time
+//	replink-tour demo            start a seeded slapd and a replink daemon
+//	                             mirroring it (make demo)
 package main
 
 import (
@@ -27,14 +31,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "replink:", err)
+		fmt.Fprintln(os.Stderr, "replink-tour:", err)
 		os.Exit(1)
 	}
 }
 
 const usage = `usage:
-  replink tour [-scenarios GLOB]       the six cases against a real slapd, with timings
-  replink simulate [-entries N] FILE   run a scenario against the simulated provider
+  replink-tour tour [-scenarios GLOB]       the six cases against a real slapd, with timings
+  replink-tour simulate [-entries N] FILE   run a scenario against the simulated provider
+  replink-tour demo [-entries N]            a seeded slapd and a replink daemon mirroring it
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return simulate(ctx, args[1:], stdout, stderr)
 	case "tour":
 		return tour(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return demo(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])

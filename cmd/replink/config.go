@@ -1,0 +1,485 @@
+package main
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/replink/replink"
+	"github.com/replink/replink/fsm"
+	"github.com/replink/replink/ldapadapter"
+	"github.com/replink/replink/store"
+)
+
+// config is what `replink run` runs: from a YAML file, or one link from
+// flags. Every value is checked before anything connects.
+type config struct {
+	HTTP          string
+	AllowExternal bool // serve HTTP on a non-loopback address
+	Changes       string
+	LogFormat     string
+	LogLevel      slog.Level
+	Links         []*linkSpec
+}
+
+// top sums up the settings besides links, as the file gives them.
+func (c *config) top() string {
+	return fmt.Sprint(c.HTTP, c.AllowExternal, c.Changes, c.LogFormat, c.LogLevel)
+}
+
+// linkSpec is one link, validated, with the Handler still to be wired.
+type linkSpec struct {
+	Name    string
+	Where   string // file:line, for errors found later (a store refusing it)
+	LDAP    ldapadapter.Config
+	Machine fsm.Config
+	Store   string
+	Content store.Content
+	// fingerprint changes when any setting of the link does, secrets
+	// included (as a digest), so SIGHUP can tell which links changed.
+	fingerprint string
+}
+
+// fieldError is a bad value, located: file:line: field: message.
+type fieldError struct {
+	Where string
+	Field string
+	Msg   string
+}
+
+func (e *fieldError) Error() string { return e.Where + ": " + e.Field + ": " + e.Msg }
+
+// source reads typed values out of a YAML mapping (or out of flags, with
+// the same rules), collecting every error rather than stopping at the first.
+type source struct {
+	file string
+	errs []error
+}
+
+func (s *source) fail(line int, field, format string, args ...any) {
+	s.errs = append(s.errs, &fieldError{Where: s.where(line), Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (s *source) where(line int) string {
+	if line == 0 {
+		return s.file
+	}
+	return s.file + ":" + strconv.Itoa(line)
+}
+
+// linkFields are the settings a link accepts, in the order the docs list
+// them; rawLink holds their text as written.
+var linkFields = []string{
+	"name", "url", "start-tls", "ca-file", "server-name", "cert-file", "key-file", "sasl-external",
+	"bind-dn", "password-file", "password-env",
+	"base", "scope", "filter", "attributes",
+	"mode", "refresh-interval", "connect-timeout", "keepalive", "keepalive-timeout", "inactivity",
+	"backoff-initial", "backoff-max", "backoff-multiplier", "backoff-jitter", "max-retries",
+	"stop-timeout", "commit-interval", "probe", "tcp-keepalive", "tcp-user-timeout",
+	"max-message", "queue-bytes", "history", "store",
+}
+
+type rawValue struct {
+	text string
+	list []string
+	line int
+}
+
+type rawLink map[string]rawValue
+
+// loadConfig reads and validates a configuration file.
+func loadConfig(path string) (*config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	s := &source{file: path}
+	cfg := &config{LogFormat: "text", LogLevel: slog.LevelInfo}
+	if len(doc.Content) == 0 {
+		return nil, fmt.Errorf("%s: empty configuration: it needs at least one link", path)
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, &fieldError{Where: s.where(root.Line), Field: "(top level)", Msg: "want a mapping of settings"}
+	}
+	var defaultStore rawValue
+	var links []rawLink
+	var linksLine int
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		switch k.Value {
+		case "http":
+			cfg.HTTP = s.scalar(v, "http")
+		case "http-allow-external":
+			cfg.AllowExternal = s.boolean(v, "http-allow-external")
+		case "changes":
+			cfg.Changes = s.scalar(v, "changes")
+		case "log-format":
+			cfg.LogFormat = s.scalar(v, "log-format")
+		case "log-level":
+			cfg.LogLevel = s.level(v, "log-level")
+		case "store":
+			defaultStore = rawValue{text: s.scalar(v, "store"), line: v.Line}
+		case "links":
+			linksLine = k.Line
+			links = s.links(v)
+		default:
+			s.fail(k.Line, k.Value, "unknown setting; want one of http, http-allow-external, changes, log-format, log-level, store, links")
+		}
+	}
+	if linksLine == 0 {
+		s.fail(0, "links", "missing: the configuration needs at least one link")
+	}
+	seen := map[string]string{}
+	for i, rl := range links {
+		if _, ok := rl["store"]; !ok && defaultStore.text != "" {
+			rl["store"] = defaultStore
+		}
+		spec := s.link(fmt.Sprintf("links[%d]", i), rl)
+		if spec == nil {
+			continue
+		}
+		if prev, dup := seen[spec.Name]; dup {
+			s.fail(rl["name"].line, fmt.Sprintf("links[%d].name", i), "%q is already the name of the link at %s", spec.Name, prev)
+			continue
+		}
+		seen[spec.Name] = spec.Where
+		cfg.Links = append(cfg.Links, spec)
+	}
+	s.common(cfg)
+	if err := errors.Join(s.errs...); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// common checks the settings that do not belong to a link.
+func (s *source) common(cfg *config) {
+	switch cfg.LogFormat {
+	case "text", "json":
+	default:
+		s.fail(0, "log-format", "%q: want text or json", cfg.LogFormat)
+	}
+}
+
+func (s *source) scalar(v *yaml.Node, field string) string {
+	if v.Kind != yaml.ScalarNode {
+		s.fail(v.Line, field, "want a single value")
+		return ""
+	}
+	return v.Value
+}
+
+func (s *source) boolean(v *yaml.Node, field string) bool {
+	b, err := strconv.ParseBool(s.scalar(v, field))
+	if err != nil && v.Kind == yaml.ScalarNode {
+		s.fail(v.Line, field, "%q: want true or false", v.Value)
+	}
+	return b
+}
+
+func (s *source) level(v *yaml.Node, field string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s.scalar(v, field))); err != nil && v.Kind == yaml.ScalarNode {
+		s.fail(v.Line, field, "%q: want debug, info, warn or error", v.Value)
+	}
+	return l
+}
+
+// links reads the list of link mappings, keeping each value's text and line.
+func (s *source) links(v *yaml.Node) []rawLink {
+	if v.Kind != yaml.SequenceNode {
+		s.fail(v.Line, "links", "want a list of links")
+		return nil
+	}
+	var out []rawLink
+	for i, n := range v.Content {
+		field := fmt.Sprintf("links[%d]", i)
+		if n.Kind != yaml.MappingNode {
+			s.fail(n.Line, field, "want a mapping of link settings")
+			continue
+		}
+		rl := rawLink{"": {line: n.Line}}
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			k, val := n.Content[j], n.Content[j+1]
+			if !slices.Contains(linkFields, k.Value) {
+				s.fail(k.Line, field+"."+k.Value, "unknown setting; want one of %s", strings.Join(linkFields, ", "))
+				continue
+			}
+			rv := rawValue{line: val.Line}
+			switch {
+			case val.Kind == yaml.SequenceNode && k.Value == "attributes":
+				for _, a := range val.Content {
+					rv.list = append(rv.list, a.Value)
+				}
+			case val.Kind == yaml.ScalarNode:
+				rv.text = val.Value
+			default:
+				s.fail(val.Line, field+"."+k.Value, "want a single value")
+				continue
+			}
+			rl[k.Value] = rv
+		}
+		out = append(out, rl)
+	}
+	return out
+}
+
+// link turns one link's raw settings into a validated spec, or nil.
+func (s *source) link(field string, rl rawLink) *linkSpec {
+	before := len(s.errs)
+	at := func(k string) (rawValue, bool) { v, ok := rl[k]; return v, ok }
+	str := func(k string) string { v, _ := at(k); return v.text }
+	fail := func(k, format string, args ...any) {
+		v, ok := at(k)
+		if !ok {
+			v = rl[""]
+		}
+		s.fail(v.line, field+"."+k, format, args...)
+	}
+	dur := func(k string, into *time.Duration) {
+		v, ok := at(k)
+		if !ok {
+			return
+		}
+		if v.text == "off" || v.text == "0" {
+			*into = 0
+			return
+		}
+		d, err := time.ParseDuration(v.text)
+		if err != nil || d < 0 {
+			fail(k, "%q: want a duration such as 30s or 2m", v.text)
+			return
+		}
+		*into = d
+	}
+	boolean := func(k string) bool {
+		v, ok := at(k)
+		if !ok {
+			return false
+		}
+		b, err := strconv.ParseBool(v.text)
+		if err != nil {
+			fail(k, "%q: want true or false", v.text)
+		}
+		return b
+	}
+	number := func(k string, into *float64) {
+		if v, ok := at(k); ok {
+			f, err := strconv.ParseFloat(v.text, 64)
+			if err != nil {
+				fail(k, "%q: want a number", v.text)
+				return
+			}
+			*into = f
+		}
+	}
+
+	spec := &linkSpec{Name: str("name"), Where: s.where(rl[""].line), Machine: fsm.DefaultConfig()}
+	if spec.Name == "" {
+		fail("name", "missing: every link needs a name")
+	} else if strings.ContainsAny(spec.Name, "/ \t") {
+		fail("name", "%q: a name has no spaces or slashes", spec.Name)
+	}
+	field = fmt.Sprintf("%s (%s)", field, spec.Name)
+	l := &spec.LDAP
+	l.URL, l.BindDN, l.BaseDN, l.Filter = str("url"), str("bind-dn"), str("base"), str("filter")
+	l.StartTLS, l.SASLExternal = boolean("start-tls"), boolean("sasl-external")
+	if v, ok := at("attributes"); ok {
+		l.Attributes = v.list
+		if v.text != "" {
+			l.Attributes = strings.Split(v.text, ",")
+		}
+	}
+	for _, k := range []string{"url", "base"} {
+		if _, ok := at(k); !ok {
+			fail(k, "missing")
+		}
+	}
+	scope := "sub"
+	switch v := str("scope"); v {
+	case "", "sub", "subtree":
+		l.Scope = ldap.ScopeWholeSubtree
+	case "one", "onelevel", "single":
+		l.Scope, scope = ldap.ScopeSingleLevel, "one"
+	default:
+		fail("scope", "%q: want sub or one", v)
+	}
+	secret := s.password(rl, field, fail)
+	l.Password = secret
+	s.tls(rl, l, fail)
+
+	m := &spec.Machine
+	if v, ok := at("mode"); ok {
+		mode, err := replink.ParseMode(v.text)
+		if err != nil {
+			fail("mode", "%q: want refreshAndPersist or refreshOnly", v.text)
+		}
+		m.Mode = mode
+	}
+	dur("refresh-interval", &m.RefreshInterval)
+	dur("connect-timeout", &m.ConnectTimeout)
+	dur("keepalive", &m.KeepaliveInterval)
+	if v, ok := at("keepalive"); ok && (v.text == "off" || v.text == "0") {
+		m.KeepaliveTimeout = 0
+	}
+	dur("keepalive-timeout", &m.KeepaliveTimeout)
+	dur("inactivity", &m.InactivityTimeout)
+	dur("backoff-initial", &m.Backoff.Initial)
+	dur("backoff-max", &m.Backoff.Max)
+	number("backoff-multiplier", &m.Backoff.Multiplier)
+	number("backoff-jitter", &m.Backoff.Jitter)
+	if v, ok := at("max-retries"); ok {
+		n, err := strconv.Atoi(v.text)
+		if err != nil || n < 0 {
+			fail("max-retries", "%q: want a whole number, 0 for no limit", v.text)
+		}
+		m.MaxRetries = n
+	}
+	dur("stop-timeout", &l.StopTimeout)
+	dur("commit-interval", &l.CookieFlushInterval)
+	l.Probe = str("probe")
+	kernel := func(k string, into *time.Duration) { // "off" turns a kernel timer off
+		if v, ok := at(k); ok && v.text == "off" {
+			*into = -1
+			return
+		}
+		dur(k, into)
+	}
+	kernel("tcp-keepalive", &l.TCPKeepAlive)
+	kernel("tcp-user-timeout", &l.TCPUserTimeout)
+	whole := func(k string, into *int) {
+		if v, ok := at(k); ok {
+			n, err := strconv.Atoi(v.text)
+			if err != nil || n <= 0 {
+				fail(k, "%q: want a positive whole number", v.text)
+				return
+			}
+			*into = n
+		}
+	}
+	whole("max-message", &l.MaxMessage)
+	whole("queue-bytes", &l.QueueBytes)
+	whole("history", &m.HistorySize)
+	spec.Store = str("store")
+	if spec.Store == "" {
+		fail("store", "missing: give the link a store file, or set store at the top level")
+	}
+	if len(s.errs) > before {
+		return nil
+	}
+	// The library's own checks, before anything connects.
+	check := *l
+	check.Handler = ldapadapter.NewMemoryStore()
+	if _, err := ldapadapter.New(check); err != nil {
+		s.fail(rl[""].line, field, "%v", err)
+		return nil
+	}
+	if err := m.Validate(); err != nil {
+		s.fail(rl[""].line, field, "%v", err)
+		return nil
+	}
+	filter := l.Filter
+	if filter == "" {
+		filter = "(objectClass=*)"
+	}
+	spec.Content = store.Content{BaseDN: l.BaseDN, Scope: scope, Filter: filter, Attributes: l.Attributes}
+	spec.fingerprint = fingerprint(rl, secret)
+	return spec
+}
+
+// password reads the bind password from a file or an environment variable.
+// It never appears in an error: only where it was looked for.
+func (s *source) password(rl rawLink, field string, fail func(k, format string, args ...any)) string {
+	pf, hasFile := rl["password-file"]
+	pe, hasEnv := rl["password-env"]
+	switch {
+	case hasFile && hasEnv:
+		fail("password-env", "give password-file or password-env, not both")
+	case hasFile:
+		b, err := os.ReadFile(pf.text)
+		if err != nil {
+			fail("password-file", "%v", err)
+			return ""
+		}
+		pw := strings.TrimRight(string(b), "\r\n")
+		if pw == "" {
+			fail("password-file", "%s is empty", pf.text)
+		}
+		return pw
+	case hasEnv:
+		pw := os.Getenv(pe.text)
+		if pw == "" {
+			fail("password-env", "environment variable %s is not set or empty", pe.text)
+		}
+		return pw
+	}
+	return ""
+}
+
+// tls builds the TLS settings from CA, server name and client certificate.
+func (s *source) tls(rl rawLink, l *ldapadapter.Config, fail func(k, format string, args ...any)) {
+	ca, hasCA := rl["ca-file"]
+	name, hasName := rl["server-name"]
+	_ = hasName
+	cert, hasCert := rl["cert-file"]
+	key, hasKey := rl["key-file"]
+	if !hasCA && !hasName && !hasCert && !hasKey {
+		return
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: name.text}
+	if hasCA {
+		pem, err := os.ReadFile(ca.text)
+		if err != nil {
+			fail("ca-file", "%v", err)
+			return
+		}
+		t.RootCAs = x509.NewCertPool()
+		if !t.RootCAs.AppendCertsFromPEM(pem) {
+			fail("ca-file", "%s holds no PEM certificate", ca.text)
+			return
+		}
+	}
+	if hasCert != hasKey {
+		fail("cert-file", "cert-file and key-file go together")
+		return
+	}
+	if hasCert {
+		pair, err := tls.LoadX509KeyPair(cert.text, key.text)
+		if err != nil {
+			fail("cert-file", "%v", err)
+			return
+		}
+		t.Certificates = []tls.Certificate{pair}
+	}
+	l.TLS = t // an empty ServerName is the URL's host, as without TLS settings
+}
+
+// fingerprint digests every setting of a link as written, and the secret
+// it resolved to, so that a changed password file is a changed link.
+func fingerprint(rl rawLink, secret string) string {
+	h := sha256.New()
+	for _, k := range linkFields {
+		if v, ok := rl[k]; ok {
+			fmt.Fprintf(h, "%s=%q%q\n", k, v.text, v.list)
+		}
+	}
+	h.Write([]byte(secret))
+	return hex.EncodeToString(h.Sum(nil))
+}

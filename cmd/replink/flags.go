@@ -1,0 +1,68 @@
+package main
+
+import (
+	"flag"
+	"log/slog"
+	"slices"
+	"strings"
+)
+
+// flagConfig builds a one-link configuration from command-line flags named
+// like the settings of a link in the file, checked by the same rules.
+type flagConfig struct {
+	fs    *flag.FlagSet
+	raw   rawLink
+	cfg   config
+	level string
+}
+
+func newFlagConfig(fs *flag.FlagSet) *flagConfig {
+	f := &flagConfig{fs: fs, raw: rawLink{"": {}}}
+	for _, k := range linkFields {
+		switch k {
+		case "start-tls", "sasl-external":
+			fs.BoolFunc(k, "link setting "+k, func(v string) error { f.raw[k] = rawValue{text: v}; return nil })
+		default:
+			fs.Func(k, "link setting "+k, func(v string) error { f.raw[k] = rawValue{text: v}; return nil })
+		}
+	}
+	return f
+}
+
+// used reports whether any link flag was given.
+func (f *flagConfig) used() bool { return len(f.raw) > 1 }
+
+// config validates the flags as one link.
+func (f *flagConfig) config(http string, allowExternal bool, changes, logFormat string, level slog.Level) (*config, error) {
+	s := &source{file: "command line"}
+	if _, ok := f.raw["name"]; !ok {
+		f.raw["name"] = rawValue{text: "default"}
+	}
+	cfg := &config{HTTP: http, AllowExternal: allowExternal, Changes: changes, LogFormat: logFormat, LogLevel: level}
+	spec := s.link("link", f.raw)
+	if spec != nil {
+		cfg.Links = []*linkSpec{spec}
+	}
+	s.common(cfg)
+	if len(s.errs) > 0 {
+		return nil, joinFlagErrors(s.errs)
+	}
+	return cfg, nil
+}
+
+// joinFlagErrors renames "link.url" to "--url" so the message names the flag.
+func joinFlagErrors(errs []error) error {
+	out := slices.Clone(errs)
+	for i, e := range out {
+		if fe, ok := e.(*fieldError); ok {
+			name := fe.Field
+			if j := strings.LastIndexByte(name, '.'); j >= 0 {
+				name = name[j+1:]
+			}
+			if slices.Contains(linkFields, name) {
+				out[i] = &fieldError{Where: fe.Where, Field: "--" + name, Msg: fe.Msg}
+			}
+		}
+	}
+	return joinErrors(out)
+}

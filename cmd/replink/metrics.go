@@ -1,0 +1,129 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/replink/replink"
+	"github.com/replink/replink/fsm"
+)
+
+// metrics are the daemon's Prometheus series, on a registry of its own.
+// Labels are bounded: link names from the configuration, states, events
+// and cases from the transition table; never a DN, a cookie or an error.
+type metrics struct {
+	reg         *prometheus.Registry
+	state       *prometheus.GaugeVec
+	transitions *prometheus.CounterVec
+	detection   *prometheus.HistogramVec
+	changes     *prometheus.CounterVec
+	reconnects  *prometheus.CounterVec
+	refreshed   *prometheus.GaugeVec
+}
+
+func newMetrics(d *daemon) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "replink", Subsystem: "link", Name: "state",
+			Help: "1 for the state each link is in, 0 for the others.",
+		}, []string{"link", "state"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "replink", Subsystem: "link", Name: "transitions_total",
+			Help: "Transitions of each link, by event and by case of the design mail.",
+		}, []string{"link", "event", "case"}),
+		detection: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "replink", Name: "detection_seconds",
+			Help:    "How long the provider had been silent when a loss was detected (0 when it said so itself).",
+			Buckets: []float64{0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120},
+		}, []string{"link", "event"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "replink", Name: "changes_applied_total",
+			Help: "Changes applied to each link's copy.",
+		}, []string{"link"}),
+		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "replink", Subsystem: "link", Name: "reconnects_total",
+			Help: "Connection attempts after a loss or a failure.",
+		}, []string{"link"}),
+		refreshed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "replink", Subsystem: "refresh", Name: "changes",
+			Help: "Changes received in the link's current or last refresh: its progress.",
+		}, []string{"link"}),
+	}
+	m.reg.MustRegister(m.state, m.transitions, m.detection, m.changes, m.reconnects, m.refreshed,
+		&linkCollector{d: d}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// init creates a new link's series at zero, so dashboards see them before
+// anything happens.
+func (m *metrics) init(link string) {
+	m.setState(link, replink.Stopped)
+	m.changes.WithLabelValues(link)
+	m.reconnects.WithLabelValues(link)
+	m.refreshed.WithLabelValues(link)
+}
+
+// setState sets link's state gauges: 1 for s, 0 for the others.
+func (m *metrics) setState(link string, s replink.State) {
+	for _, o := range replink.States {
+		v := 0.0
+		if o == s {
+			v = 1
+		}
+		m.state.WithLabelValues(link, o.String()).Set(v)
+	}
+}
+
+// observe records one transition.
+func (m *metrics) observe(tr fsm.Transition) {
+	m.setState(tr.Link, tr.To)
+	m.transitions.WithLabelValues(tr.Link, tr.Event.String(), tr.Case.String()).Inc()
+	if tr.To == replink.Refreshing && tr.From != replink.Refreshing {
+		m.refreshed.WithLabelValues(tr.Link).Set(0)
+	}
+	switch tr.Event {
+	case replink.KeepaliveMiss, replink.InactivityTimeout, replink.ConnectionClosed, replink.DisconnectNotice:
+		silent := 0.0
+		var se *fsm.SilenceError
+		if errors.As(tr.Cause, &se) {
+			silent = se.Silent.Seconds()
+		}
+		m.detection.WithLabelValues(tr.Link, tr.Event.String()).Observe(silent)
+	case replink.RetryTimer:
+		m.reconnects.WithLabelValues(tr.Link).Inc()
+	}
+}
+
+// forget drops the series of a link that was removed.
+func (m *metrics) forget(link string) {
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{m.state, m.transitions, m.detection, m.changes, m.reconnects, m.refreshed} {
+		v.DeletePartialMatch(prometheus.Labels{"link": link})
+	}
+}
+
+// linkCollector reports what is read from the links at scrape time.
+type linkCollector struct{ d *daemon }
+
+var (
+	descEntries   = prometheus.NewDesc("replink_entries", "Entries held in each link's committed copy.", []string{"link"}, nil)
+	descCookieAge = prometheus.NewDesc("replink_cookie_age_seconds", "Time since each link's cookie was last committed.", []string{"link"}, nil)
+)
+
+func (c *linkCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descEntries
+	ch <- descCookieAge
+}
+
+func (c *linkCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.d.snapshot() {
+		if n, err := r.h.st.Len(); err == nil {
+			ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(n), r.spec.Name)
+		}
+		if age := r.h.cookieAge(); age >= 0 {
+			ch <- prometheus.MustNewConstMetric(descCookieAge, prometheus.GaugeValue, age.Seconds(), r.spec.Name)
+		}
+	}
+}

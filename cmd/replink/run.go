@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// runCommand is `replink run`: validate everything, open the stores, start
+// the links, serve HTTP, and react to signals until told to stop.
+func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML configuration file (several links)")
+	httpAddr := fs.String("http", "", "serve /status, /metrics, /healthz and admin actions on ADDR (loopback only by default)")
+	allowExternal := fs.Bool("http-allow-external", false, "allow --http on a non-loopback address")
+	changes := fs.String("changes", "", "write every applied change as a JSON line to FILE (- for stdout)")
+	logFormat := fs.String("log-format", "text", "text or json")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	view := fs.String("view", "auto", "live view of the links on a terminal: auto, on or off")
+	links := newFlagConfig(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)}
+	}
+	var cfg *config
+	var err error
+	var fileTop string
+	switch {
+	case *cfgPath != "" && links.used():
+		return usageError{errors.New("give --config or link flags, not both")}
+	case *cfgPath != "":
+		cfg, err = loadConfig(*cfgPath)
+		if err == nil {
+			fileTop = cfg.top()
+			// Flags given explicitly win over the file's top-level settings.
+			fs.Visit(func(f *flag.Flag) {
+				switch f.Name {
+				case "http":
+					cfg.HTTP = *httpAddr
+				case "http-allow-external":
+					cfg.AllowExternal = *allowExternal
+				case "changes":
+					cfg.Changes = *changes
+				case "log-format":
+					cfg.LogFormat = *logFormat
+				case "log-level":
+					cfg.LogLevel = level
+				}
+			})
+		}
+	case links.used():
+		cfg, err = links.config(*httpAddr, *allowExternal, *changes, *logFormat, level)
+	default:
+		return usageError{errors.New("run needs --config FILE, or --url, --base and --store for one link")}
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		return usageError{fmt.Errorf("--log-format %q: want text or json", cfg.LogFormat)}
+	}
+
+	var live *liveView
+	logOut := stderr
+	if wantView(*view, cfg.LogFormat, stderr) {
+		live = newLiveView(stderr)
+		logOut = live
+	}
+	log := newLogger(logOut, cfg.LogFormat, cfg.LogLevel)
+
+	var f *feed
+	if cfg.Changes != "" {
+		if f, err = openFeed(cfg.Changes, stdout); err != nil {
+			return err
+		}
+	}
+	d := newDaemon(cfg, *cfgPath, log, f)
+	d.fileTop = fileTop
+	var srv *http.Server
+	if cfg.HTTP != "" {
+		ln, err := listenHTTP(cfg.HTTP, cfg.AllowExternal)
+		if err != nil {
+			return usageError{err}
+		}
+		srv = &http.Server{Handler: d.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		log.Info("http listening", "addr", ln.Addr().String())
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if err := d.start(ctx); err != nil {
+		d.shutdown()
+		return err
+	}
+	log.Info("started", "links", len(cfg.Links))
+	if live != nil {
+		go live.run(ctx, d)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return stop(d, srv, live)
+		case s := <-sigs:
+			if s != syscall.SIGHUP {
+				log.Info("stopping", "signal", s.String())
+				return stop(d, srv, live)
+			}
+			if err := d.reload(ctx); err != nil {
+				log.Error("configuration rejected; the running links are left as they are", "err", err)
+				continue
+			}
+			log.Info("configuration reloaded", "links", len(d.snapshot()))
+		}
+	}
+}
+
+func stop(d *daemon, srv *http.Server, live *liveView) error {
+	if srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		srv.Shutdown(ctx)
+		cancel()
+	}
+	err := d.shutdown()
+	if live != nil {
+		live.close()
+	}
+	return err
+}
+
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
