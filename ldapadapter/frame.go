@@ -84,30 +84,40 @@ func unexpectedEOF(err error) error {
 	return err
 }
 
-// parseEnvelope decodes a frame read by readFrame far enough to route it.
+// parseEnvelope reads what the tap routes by, walking the header bytes of
+// a frame read by readFrame: the message ID, the protocol op, and for an
+// unsolicited extended response its name. The body is left to whoever
+// decodes the message, once.
 func parseEnvelope(frame []byte) (envelope, error) {
-	p, err := ber.DecodePacketErr(frame)
+	top := berReader{b: frame}
+	msg, err := top.expect(classUniversal, tagSequence, "message")
 	if err != nil {
-		return envelope{}, fmt.Errorf("%w: %v", ErrProtocol, err)
+		return envelope{}, err
 	}
-	if len(p.Children) < 2 {
-		return envelope{}, fmt.Errorf("%w: message has %d elements", ErrProtocol, len(p.Children))
+	r := msg.children()
+	idT, err := r.expect(classUniversal, tagInteger, "message ID")
+	if err != nil {
+		return envelope{}, err
 	}
-	idp, op := p.Children[0], p.Children[1]
-	if idp.ClassType != ber.ClassUniversal || idp.Tag != ber.TagInteger {
-		return envelope{}, fmt.Errorf("%w: message ID is not an INTEGER", ErrProtocol)
+	id, err := idT.integer()
+	if err != nil || id < 0 || id > 1<<31-1 {
+		return envelope{}, fmt.Errorf("%w: message ID out of range", ErrProtocol)
 	}
-	id, ok := idp.Value.(int64)
-	if !ok || id < 0 || id > 1<<31-1 {
-		return envelope{}, fmt.Errorf("%w: message ID %v out of range", ErrProtocol, idp.Value)
+	op, err := r.next()
+	if err != nil {
+		return envelope{}, err
 	}
-	if op.ClassType != ber.ClassApplication {
+	if op.class != classApplication {
 		return envelope{}, fmt.Errorf("%w: protocol op is not APPLICATION class", ErrProtocol)
 	}
-	e := envelope{id: id, op: int(op.Tag)}
+	e := envelope{id: id, op: op.tag}
 	if id == 0 && e.op == opExtendedResponse {
-		for _, c := range op.Children {
-			if c.ClassType == ber.ClassContext && c.Tag == 10 && string(c.Data.Bytes()) == oidNoticeOfDisconnection {
+		for c := op.children(); c.more(); {
+			f, err := c.next()
+			if err != nil {
+				return envelope{}, err
+			}
+			if f.is(classContext, 10) && string(f.content) == oidNoticeOfDisconnection {
 				e.notice = true
 			}
 		}

@@ -33,7 +33,9 @@ func (o Op) String() string {
 }
 
 // Change is one change to apply, keyed by the entry's entryUUID: a rename
-// arrives as an Upsert of the same UUID under a new DN.
+// arrives as an Upsert of the same UUID under a new DN. The Entry's strings
+// and byte values share the one buffer its message was read into: keep
+// them as long as you like, but do not write into the byte values.
 type Change struct {
 	Op    Op
 	UUID  uuid.UUID

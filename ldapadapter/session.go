@@ -32,7 +32,7 @@ func (c *conn) Sync(req fsm.SyncRequest) {
 	ctx, stop := context.WithCancel(c.ctx)
 	done := make(chan struct{})
 	c.stopSync, c.syncDone = stop, done
-	lc := c.lc
+	t := c.tap
 	c.mu.Unlock()
 	c.wg.Add(1)
 	go func() {
@@ -44,7 +44,7 @@ func (c *conn) Sync(req fsm.SyncRequest) {
 			<-prevDone
 		}
 		s := &session{c: c, req: req, seen: map[uuid.UUID]struct{}{}}
-		if ev, cause := s.run(ctx, lc); ev != 0 && ctx.Err() == nil && !c.tap.dead() {
+		if ev, cause := s.run(ctx, t); ev != 0 && ctx.Err() == nil && !t.dead() {
 			c.sink.Post(ev, cause)
 		}
 	}()
@@ -68,7 +68,7 @@ type session struct {
 }
 
 // run streams the search and returns the event that ended it, or 0.
-func (s *session) run(ctx context.Context, lc *ldap.Conn) (replink.Event, error) {
+func (s *session) run(ctx context.Context, t *tap) (replink.Event, error) {
 	cfg := s.c.cfg
 	cookie, err := s.loadCookie(ctx)
 	if ctx.Err() != nil {
@@ -85,34 +85,44 @@ func (s *session) run(ctx context.Context, lc *ldap.Conn) (replink.Event, error)
 	if s.req.Mode == replink.RefreshOnly {
 		mode = ldap.SyncRequestModeRefreshOnly
 	}
-	sr := ldap.NewSearchRequest(cfg.BaseDN, cfg.Scope, ldap.NeverDerefAliases, 0, 0, false, cfg.Filter, cfg.Attributes, nil)
-	resp := lc.Syncrepl(ctx, sr, 64, mode, cookie, false)
-	for resp.Next() {
-		// go-ldap may hold results read before the stop: none of them
-		// reaches the handler once the session is stopping.
-		if ctx.Err() != nil {
-			return 0, nil
+	st, err := t.startSync(func(id int64) ([]byte, error) { return syncSearchRequest(id, cfg, mode, cookie) })
+	if err != nil {
+		return replink.Exception, fmt.Errorf("sync search: %w", err)
+	}
+	defer t.closeStream(st)
+	for {
+		frame, err := t.next(ctx, st)
+		if err != nil {
+			return 0, nil // stopping, or the connection is lost: the tap reports that
 		}
-		if e := resp.Entry(); e != nil {
-			if err := s.entry(ctx, e, resp.Controls()); err != nil {
+		m, err := decodeSyncMessage(frame)
+		if err != nil {
+			return replink.Exception, err
+		}
+		switch m.op {
+		case opSearchEntry:
+			if m.state == nil {
+				return replink.Exception, protocolErrorf("entry %q without a sync state control", m.entry.DN)
+			}
+			if err := s.entry(ctx, m.entry, m.state); err != nil {
 				return replink.Exception, err
 			}
-			continue
-		}
-		for _, ctl := range resp.Controls() {
-			switch ctl := ctl.(type) {
-			case *ldap.ControlSyncInfo:
-				if err := s.info(ctx, ctl); err != nil {
-					return replink.Exception, err
-				}
-			case *ldap.ControlSyncDone:
-				if err := s.syncDone(ctx, ctl, mode); err != nil {
+		case opIntermediate:
+			if m.info != nil {
+				if err := s.info(ctx, m.info); err != nil {
 					return replink.Exception, err
 				}
 			}
+		case opSearchDone:
+			return s.searchDone(ctx, m, mode)
 		}
 	}
-	err = resp.Err()
+}
+
+// searchDone handles the end of the search: a failure to classify, or the
+// end of a refreshOnly refresh, or the provider ending the persist stage.
+func (s *session) searchDone(ctx context.Context, m syncMessage, mode ldap.ControlSyncRequestMode) (replink.Event, error) {
+	err := m.err
 	switch {
 	case ctx.Err() != nil:
 		return 0, nil
@@ -124,16 +134,21 @@ func (s *session) run(ctx context.Context, lc *ldap.Conn) (replink.Event, error)
 		return replink.Exception, fmt.Errorf("sync search: %w (the provider limits the replication identity's searches: give it unlimited size and time limits, as slapd's 'limits dn.exact=... size=unlimited time=unlimited')", err)
 	case err != nil:
 		return replink.Exception, fmt.Errorf("sync search: %w", err)
-	case mode == ldap.SyncRequestModeRefreshOnly:
+	}
+	if m.done != nil {
+		if err := s.syncDone(ctx, m.done, mode); err != nil {
+			return replink.Exception, err
+		}
+	}
+	if mode == ldap.SyncRequestModeRefreshOnly {
 		if !s.refreshd { // SearchResultDone without a sync done control
 			if err := s.endRefresh(ctx, nil, !s.deleting); err != nil {
 				return replink.Exception, err
 			}
 		}
 		return 0, nil // refresh-done already reported
-	default:
-		return replink.ConnectionClosed, ErrPersistEnded
 	}
+	return replink.ConnectionClosed, ErrPersistEnded
 }
 
 // loadCookie returns the cookie to send, or none: after refresh-required,
@@ -217,16 +232,7 @@ func (s *session) noteLocked(cookie []byte, force bool) error {
 }
 
 // entry applies one search result entry with its sync state control.
-func (s *session) entry(ctx context.Context, e *ldap.Entry, ctls []ldap.Control) error {
-	var st *ldap.ControlSyncState
-	for _, c := range ctls {
-		if c, ok := c.(*ldap.ControlSyncState); ok {
-			st = c
-		}
-	}
-	if st == nil {
-		return protocolErrorf("entry %q without a sync state control", e.DN)
-	}
+func (s *session) entry(ctx context.Context, e *ldap.Entry, st *ldap.ControlSyncState) error {
 	var ch Change
 	switch st.State {
 	case ldap.SyncStatePresent:

@@ -12,10 +12,14 @@ import (
 	"github.com/replink/replink/fsm"
 )
 
-// probeIDBase starts the message IDs of keepalive probes, far above any ID
-// go-ldap will reach on one connection, so the tap can tell their answers
-// from go-ldap's and swallow them.
-const probeIDBase = 1 << 30
+// Message IDs are split in three ranges, so the tap routes every answer by
+// its ID alone: go-ldap's requests count up from 1; the sync searches,
+// whose responses the adapter decodes itself, from syncIDBase; keepalive
+// probes, whose answers are swallowed, from probeIDBase.
+const (
+	syncIDBase  = 1 << 29
+	probeIDBase = 1 << 30
+)
 
 // ErrNotice is the cause of disconnect-notice.
 var ErrNotice = errors.New("notice of disconnection from provider")
@@ -39,17 +43,19 @@ type tap struct {
 	lastRead atomic.Int64 // unix nanos
 	maxSent  atomic.Int64 // highest message ID go-ldap sent
 	probeID  atomic.Int64
-	wmu      sync.Mutex // one whole message per write
+	syncID   atomic.Int64 // last sync search ID
+	wmu      sync.Mutex   // one whole message per write
 
 	mu      sync.Mutex
 	queue   [][]byte
 	queued  int // bytes in queue
 	limit   int
-	cur     []byte // frame go-ldap is reading
-	err     error  // why reading ended; returned to go-ldap once queue drains
-	closing bool   // we closed it: report nothing
-	armed   bool   // Connected was reported: failures are the tap's to report
-	failed  *event // why reading ended
+	cur     []byte  // frame go-ldap is reading
+	stream  *stream // the sync search in flight, if any
+	err     error   // why reading ended; returned to go-ldap once queue drains
+	closing bool    // we closed it: report nothing
+	armed   bool    // Connected was reported: failures are the tap's to report
+	failed  *event  // why reading ended
 	space   chan struct{}
 	data    chan struct{}
 	done    chan struct{}
@@ -62,6 +68,7 @@ func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int) *tap {
 	}
 	t.lastRead.Store(time.Now().UnixNano())
 	t.probeID.Store(probeIDBase)
+	t.syncID.Store(syncIDBase)
 	go t.readLoop()
 	return t
 }
@@ -70,7 +77,7 @@ func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int) *tap {
 // wait for the consumer.
 func (t *tap) LastRead() time.Time {
 	t.mu.Lock()
-	behind := len(t.queue) > 0 || len(t.cur) > 0
+	behind := len(t.queue) > 0 || len(t.cur) > 0 || (t.stream != nil && len(t.stream.frames) > 0)
 	t.mu.Unlock()
 	if behind {
 		return time.Now()
@@ -99,6 +106,11 @@ func (t *tap) readLoop() {
 			return
 		case env.id >= probeIDBase:
 			continue // a keepalive answer: it has done its work by arriving
+		case env.id > syncIDBase && env.id <= t.syncID.Load():
+			if !t.toStream(env.id, frame) {
+				return
+			}
+			continue
 		case env.id == 0 || env.id > t.maxSent.Load():
 			t.fail(event{replink.Exception, protocolErrorf("unsolicited message ID %d (op %d)", env.id, env.op)})
 			return
@@ -139,7 +151,17 @@ func (t *tap) fail(e event) {
 		t.sink.Post(e.ev, e.cause)
 	}
 	t.conn.Close()
+	t.wakeReaders()
+}
+
+// wakeReaders lets go-ldap and the sync session see that reading ended.
+func (t *tap) wakeReaders() {
 	signal(t.data)
+	t.mu.Lock()
+	if s := t.stream; s != nil {
+		signal(s.data)
+	}
+	t.mu.Unlock()
 }
 
 func (t *tap) enqueue(frame []byte) bool {
@@ -251,7 +273,7 @@ func (t *tap) shutdown() {
 	}
 	t.mu.Unlock()
 	t.conn.Close()
-	signal(t.data)
+	t.wakeReaders()
 	signal(t.space)
 	<-t.done
 }

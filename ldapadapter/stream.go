@@ -1,0 +1,107 @@
+package ldapadapter
+
+import (
+	"context"
+	"time"
+)
+
+// stream is the sync search in flight on a connection. The tap hands it
+// the frames of that search as they arrive, in a queue bounded in bytes
+// like go-ldap's, and the session decodes each one once (decode.go).
+type stream struct {
+	id     int64
+	frames [][]byte
+	queued int
+	data   chan struct{} // cap 1: a frame arrived, or reading ended
+}
+
+// startSync opens a stream for a new sync search and sends the request
+// build makes for its message ID. The stream exists before the request
+// leaves, so no answer can arrive to nobody.
+func (t *tap) startSync(build func(id int64) ([]byte, error)) (*stream, error) {
+	id := t.syncID.Add(1)
+	msg, err := build(id)
+	if err != nil {
+		return nil, err
+	}
+	s := &stream{id: id, data: make(chan struct{}, 1)}
+	t.mu.Lock()
+	t.stream = s
+	t.mu.Unlock()
+	t.wmu.Lock()
+	t.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err = t.conn.Write(msg)
+	t.conn.SetWriteDeadline(time.Time{})
+	t.wmu.Unlock()
+	if err != nil {
+		t.closeStream(s)
+		return nil, err
+	}
+	return s, nil
+}
+
+// closeStream forgets s; frames still queued for it are dropped.
+func (t *tap) closeStream(s *stream) {
+	t.mu.Lock()
+	if t.stream == s {
+		t.stream = nil
+	}
+	s.frames, s.queued = nil, 0
+	t.mu.Unlock()
+	signal(t.space)
+}
+
+// toStream queues a frame for the sync search with message ID id, waiting
+// for room; a frame of a search no longer current is dropped. It reports
+// false when the tap is closing.
+func (t *tap) toStream(id int64, frame []byte) bool {
+	for {
+		t.mu.Lock()
+		if t.closing {
+			t.mu.Unlock()
+			return false
+		}
+		s := t.stream
+		if s == nil || s.id != id {
+			t.mu.Unlock()
+			return true
+		}
+		if s.queued == 0 || s.queued+len(frame) <= t.limit {
+			s.frames = append(s.frames, frame)
+			s.queued += len(frame)
+			t.mu.Unlock()
+			signal(s.data)
+			return true
+		}
+		t.mu.Unlock()
+		<-t.space
+	}
+}
+
+// next returns the stream's next frame. It fails with ctx's error when the
+// session stops, and with the reason reading ended once the queue is
+// drained: the tap reports that loss itself.
+func (t *tap) next(ctx context.Context, s *stream) ([]byte, error) {
+	for {
+		t.mu.Lock()
+		if len(s.frames) > 0 {
+			f := s.frames[0]
+			s.frames[0] = nil
+			s.frames = s.frames[1:]
+			s.queued -= len(f)
+			t.mu.Unlock()
+			signal(t.space)
+			return f, nil
+		}
+		err := t.err
+		t.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-s.data:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
