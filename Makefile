@@ -6,7 +6,7 @@
 #               detector, the real-slapd and built-binary tests included
 GO ?= go
 
-.PHONY: demo tour test vet deps generate build bench fuzz
+.PHONY: demo tour test vet deps generate build bench gobench fuzz
 demo: deps build
 	$(GO) run ./cmd/fsmviz -format mermaid
 	$(GO) run ./cmd/replink-tour demo -replink bin/replink
@@ -36,11 +36,20 @@ deps:
 generate:
 	$(GO) generate ./...
 
+# make bench writes docs/benchmarks.md from one run (under 10 minutes on 2
+# cores); QUICK=1 is a short run (under a minute). The Go benchmarks of the
+# hot path are make gobench.
+QUICK ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./fsm/ ./ldapadapter/
+	@bash scripts/install-bench-deps.sh
+	$(GO) run ./bench $(if $(QUICK),-quick) -o docs/benchmarks.md
+
+gobench:
+	$(GO) test -run '^$$' -bench . -benchmem ./fsm/ ./ldapadapter/ ./store/
 
 # The seeds run in make test; this searches further (FUZZTIME per target).
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./ldapadapter/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./ldapadapter/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./conformance/

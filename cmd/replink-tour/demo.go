@@ -39,10 +39,10 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(replink); err != nil {
 		return fmt.Errorf("%w: build it first (go build -o bin/replink ./cmd/replink)", err)
 	}
-	tb := &cmdTB{}
-	defer tb.cleanup()
+	tb := &slapdtest.Harness{}
+	defer tb.Close()
 	var srv *slapdtest.Server
-	if err := catch(func() { srv = slapdtest.Start(tb, slapdtest.WithPeople(*entries)) }); err != nil {
+	if err := tb.Run(func() { srv = slapdtest.Start(tb, slapdtest.WithPeople(*entries)) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "provider: slapd pid %d on %s with %d people\n", srv.Pid(), srv.URL(), *entries)
@@ -88,21 +88,6 @@ func writeTemplate(path, text string, v any) error {
 	}
 	defer f.Close()
 	return template.Must(template.New("").Parse(text)).Execute(f, v)
-}
-
-// catch turns the harness's Fatal into an error.
-func catch(f func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			s, ok := r.(tbStop)
-			if !ok {
-				panic(r)
-			}
-			err = s.err
-		}
-	}()
-	f()
-	return nil
 }
 
 func freeAddr() (string, error) {

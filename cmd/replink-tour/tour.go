@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -69,7 +68,7 @@ type row struct {
 	elapsed                      time.Duration
 }
 
-var errSkipped = errors.New("skipped")
+var errSkipped = slapdtest.ErrSkipped
 
 func tourOne(ctx context.Context, file string, stdout io.Writer) (rows []row, err error) {
 	s, err := conformance.ParseFile(file)
@@ -77,17 +76,15 @@ func tourOne(ctx context.Context, file string, stdout io.Writer) (rows []row, er
 		return nil, err
 	}
 	name := strings.TrimSuffix(filepath.Base(file), ".txt")
-	tb := &cmdTB{}
-	defer tb.cleanup()
-	defer func() {
-		if p := recover(); p != nil {
-			e, ok := p.(tbStop)
-			if !ok {
-				panic(p)
-			}
-			rows, err = nil, e.err
-		}
-	}()
+	tb := &slapdtest.Harness{}
+	defer tb.Close()
+	if herr := tb.Run(func() { rows, err = tourScenario(ctx, s, tb, name, stdout) }); herr != nil {
+		return nil, herr
+	}
+	return rows, err
+}
+
+func tourScenario(ctx context.Context, s *conformance.Script, tb *slapdtest.Harness, name string, stdout io.Writer) (rows []row, err error) {
 	fmt.Fprintf(stdout, "\n== %s\n", name)
 	target := realtarget.New(tb, strings.Contains(name, "half-open"))
 	start := time.Now()
@@ -126,37 +123,4 @@ func tourOne(ctx context.Context, file string, stdout io.Writer) (rows []row, er
 		}
 	}
 	return rows, nil
-}
-
-// cmdTB lets the test harness run in a command: Fatal and Skip end the
-// scenario, Cleanup runs when it ends.
-type cmdTB struct {
-	cleanups []func()
-	dirs     []string
-}
-
-type tbStop struct{ err error }
-
-func (*cmdTB) Helper()                           {}
-func (*cmdTB) Fatal(args ...any)                 { panic(tbStop{errors.New(fmt.Sprint(args...))}) }
-func (*cmdTB) Fatalf(format string, args ...any) { panic(tbStop{fmt.Errorf(format, args...)}) }
-func (*cmdTB) Skip(args ...any)                  { panic(tbStop{fmt.Errorf("%w: %s", errSkipped, fmt.Sprint(args...))}) }
-func (t *cmdTB) Cleanup(f func())                { t.cleanups = append(t.cleanups, f) }
-
-func (t *cmdTB) TempDir() string {
-	d, err := os.MkdirTemp("", "replink-tour-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.dirs = append(t.dirs, d)
-	return d
-}
-
-func (t *cmdTB) cleanup() {
-	for i := len(t.cleanups) - 1; i >= 0; i-- {
-		t.cleanups[i]()
-	}
-	for _, d := range t.dirs {
-		os.RemoveAll(d)
-	}
 }

@@ -197,6 +197,16 @@ func (p *Proxy) Blackhole(on bool) {
 	}
 }
 
+// Sever silently kills the flows that exist now, as a path that dies
+// would: their bytes are dropped, no FIN or RST is sent; new flows pass.
+func (p *Proxy) Sever() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for f := range p.flows {
+		f.dead = true
+	}
+}
+
 // IdleCut makes the proxy silently black-hole any flow idle for d (0: never).
 func (p *Proxy) IdleCut(d time.Duration) {
 	p.mu.Lock()

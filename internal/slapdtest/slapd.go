@@ -88,6 +88,9 @@ type Server struct {
 	TLS *TLS
 	// People is how many people slapadd loads before the start (WithPeople).
 	People int
+	// Syncrepl makes this slapd an OpenLDAP consumer (WithSyncrepl): the
+	// directive is added to its database, which starts with the suffix only.
+	Syncrepl string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -116,6 +119,12 @@ func Start(t TB, opts ...func(*Server)) *Server {
 // starts: thousands of entries in a second, where adds over LDAP take one
 // fsync each.
 func WithPeople(n int) func(*Server) { return func(s *Server) { s.People = n } }
+
+// WithSyncrepl makes the server an OpenLDAP consumer of its own, for
+// comparing replink with the consumer OpenLDAP ships: directive is a
+// syncrepl line (see slapd.conf(5)); the database starts with the suffix
+// entry alone and syncrepl brings the rest.
+func WithSyncrepl(directive string) func(*Server) { return func(s *Server) { s.Syncrepl = directive } }
 
 // FreePort returns a loopback TCP port nobody listens on right now.
 func FreePort(t TB) int {
@@ -153,10 +162,11 @@ index objectClass,entryCSN,entryUUID eq
 limits dn.exact="%s" size=unlimited time=unlimited
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by dn.exact="%s" read by * none
+%s
 overlay syncprov
 syncprov-checkpoint 100 10
 syncprov-sessionlog 1000
-`, s.Dir, BaseDN, AdminDN, AdminPW, db, ReplicatorDN, ReplicatorDN)
+`, s.Dir, BaseDN, AdminDN, AdminPW, db, ReplicatorDN, ReplicatorDN, s.Syncrepl)
 	if s.TLS != nil {
 		conf = s.TLS.conf() + conf
 	}
@@ -180,6 +190,10 @@ objectClass: organizationalUnit
 ou: people
 `, BaseDN, ReplicatorDN, ReplicatorPW, PeopleDN)
 	var b strings.Builder
+	if s.Syncrepl != "" { // the suffix alone: syncrepl brings the rest
+		ldif, _, _ = strings.Cut(ldif, "\n\n")
+		ldif += "\n"
+	}
 	b.WriteString(ldif)
 	for i := range s.People {
 		fmt.Fprintf(&b, "\ndn: uid=p%d,%s\nobjectClass: inetOrgPerson\nuid: p%d\ncn: Person %d\nsn: P%d\nmail: p%d@example.com\ndescription: loaded with the directory, to give each entry a realistic size\n", i, PeopleDN, i, i, i, i)

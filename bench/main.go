@@ -1,0 +1,79 @@
+// Command bench measures replink against the limit of the wire and beside
+// OpenLDAP's own consumer and python-ldap's, all in one run on this
+// machine, and writes docs/benchmarks.md. It starts its own slapd servers
+// on loopback ports (make bench; make bench QUICK=1 for a short run).
+//
+// Nothing here asserts a speed: the report gives figures and ratios
+// measured in the same run, with the commands that produced them.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/replink/replink/internal/slapdtest"
+)
+
+// settings size a run.
+type settings struct {
+	quick        bool
+	entries      int // initial refresh
+	trials       int // refresh trials (best is kept)
+	faultTrials  int // detection trials per fault
+	window       time.Duration
+	adds         int // persist latency
+	links        int // many links
+	idle         time.Duration
+	slapdVersion string
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func main() {
+	out := flag.String("o", "docs/benchmarks.md", "report file")
+	quick := flag.Bool("quick", false, "a short run (under a minute)")
+	flag.Parse()
+	s := settings{quick: *quick, entries: 50000, trials: 3, faultTrials: 10, window: 20 * time.Second, adds: 1000, links: 1000, idle: 20 * time.Second}
+	if s.quick {
+		s = settings{quick: true, entries: 3000, trials: 1, faultTrials: 1, window: 3 * time.Second, adds: 200, links: 100, idle: 3 * time.Second}
+	}
+	if slapdtest.Binary() == "" {
+		fmt.Fprintln(os.Stderr, "bench: slapd is not installed (apt-get install slapd ldap-utils)")
+		os.Exit(1)
+	}
+	s.slapdVersion = slapdVersion()
+	start := time.Now()
+	r := &report{settings: s}
+	h := &slapdtest.Harness{}
+	defer h.Close()
+	ctx := context.Background()
+	steps := []struct {
+		name string
+		run  func()
+	}{
+		{"initial refresh", func() { r.refresh = refreshSection(ctx, h, s) }},
+		{"persist latency", func() { r.persist, r.adds = persistSection(ctx, h, s) }},
+		{"detection", func() { r.detect = detectSection(ctx, h, s) }},
+		{"many links", func() { r.links = linksSection(ctx, h, s) }},
+	}
+	for _, st := range steps {
+		t := time.Now()
+		fmt.Fprintf(os.Stderr, "bench: %s...\n", st.name)
+		if err := h.Run(st.run); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", st.name, err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s done in %v\n", st.name, time.Since(t).Round(time.Second))
+	}
+	r.took = time.Since(start)
+	if err := os.WriteFile(*out, []byte(r.markdown()), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "bench: wrote %s in %v\n", *out, r.took.Round(time.Second))
+}

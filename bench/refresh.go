@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/google/uuid"
+
+	"github.com/replink/replink"
+	"github.com/replink/replink/fsm"
+	"github.com/replink/replink/internal/slapdtest"
+	"github.com/replink/replink/ldapadapter"
+	"github.com/replink/replink/store"
+)
+
+// refreshRow is one consumer's initial refresh.
+type refreshRow struct {
+	name    string
+	command string
+	took    time.Duration // best of the trials; 0 when not measured
+	note    string
+}
+
+// refreshSection times an initial refresh of the same provider by each
+// consumer, best of s.trials, in one run.
+func refreshSection(ctx context.Context, h *slapdtest.Harness, s settings) []refreshRow {
+	srv := slapdtest.Start(h, slapdtest.WithPeople(s.entries))
+	best := func(f func() time.Duration) time.Duration {
+		var b time.Duration
+		for range s.trials {
+			if d := f(); b == 0 || d < b {
+				b = d
+			}
+		}
+		return b
+	}
+	rows := []refreshRow{{
+		name:    "ldapsearch -E sync=ro (the limit)",
+		command: "ldapsearch -x -H URL -D REPLICATOR -w PW -b ou=people,dc=example,dc=com -E sync=ro > /dev/null",
+		took:    best(func() time.Duration { return ldapsearchRefresh(h, srv) }),
+	}}
+	for _, c := range []struct {
+		name string
+		h    func() ldapadapter.Handler
+	}{
+		{"replink, handler that does nothing", func() ldapadapter.Handler { return noop{} }},
+		{"replink into the memory store", func() ldapadapter.Handler { return ldapadapter.NewMemoryStore() }},
+		{"replink into the bbolt store", func() ldapadapter.Handler {
+			db, err := store.Open(filepath.Join(h.TempDir(), "r.db"), nil)
+			if err != nil {
+				h.Fatal(err)
+			}
+			h.Cleanup(func() { db.Close() })
+			l, err := db.Link("bench", store.Content{BaseDN: slapdtest.PeopleDN, Scope: "sub", Filter: "(objectClass=*)"})
+			if err != nil {
+				h.Fatal(err)
+			}
+			return l
+		}},
+	} {
+		rows = append(rows, refreshRow{
+			name:    c.name,
+			command: "ldapadapter.Link, refreshOnly, from Start to refresh-done",
+			took:    best(func() time.Duration { return replinkRefresh(ctx, h, srv, c.h()) }),
+		})
+	}
+	// The slow consumers run once: their figure is far from the others'.
+	rows = append(rows, refreshRow{
+		name:    "OpenLDAP consumer (slapd with syncrepl)",
+		command: "a second slapd with a syncrepl directive (its mdb database on disk), from its start until its contextCSN equals the provider's; one trial",
+		took:    openldapRefresh(h, srv, s.entries),
+	})
+	py := refreshRow{name: "python-ldap SyncreplConsumer", command: "/usr/bin/python3 with Debian's python3-ldap, refreshOnly, handlers that count; one trial"}
+	if d, err := pythonRefresh(h, srv, s.entries, 1); err != nil {
+		py.note = err.Error()
+	} else {
+		py.took = d
+	}
+	return append(rows, py)
+}
+
+// noop is a Handler that does nothing: the consumer's own cost.
+type noop struct{}
+
+func (noop) Apply(context.Context, ldapadapter.Change) error { return nil }
+func (noop) Known(context.Context) ([]uuid.UUID, error)      { return nil, nil }
+func ldapsearchRefresh(h *slapdtest.Harness, srv *slapdtest.Server) time.Duration {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		h.Fatal(err)
+	}
+	defer null.Close()
+	cmd := exec.Command("ldapsearch", "-x", "-H", srv.URL(), "-D", slapdtest.ReplicatorDN, "-w", slapdtest.ReplicatorPW,
+		"-b", slapdtest.PeopleDN, "-E", "sync=ro")
+	cmd.Stdout = null
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		h.Fatalf("ldapsearch: %v: %s", err, stderr.String())
+	}
+	return time.Since(start)
+}
+
+func replinkRefresh(ctx context.Context, h *slapdtest.Harness, srv *slapdtest.Server, handler ldapadapter.Handler) time.Duration {
+	m := fsm.DefaultConfig()
+	m.Mode, m.RefreshInterval = replink.RefreshOnly, time.Hour
+	l, err := ldapadapter.NewLink(ldapadapter.LinkConfig{Name: "bench", Machine: m, LDAP: ldapadapter.Config{
+		URL: srv.URL(), BindDN: slapdtest.ReplicatorDN, Password: slapdtest.ReplicatorPW,
+		BaseDN: slapdtest.PeopleDN, Handler: handler, Logger: quiet,
+	}}, fsm.WithLogger(quiet))
+	if err != nil {
+		h.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := l.Start(ctx); err != nil {
+		h.Fatal(err)
+	}
+	if st, err := l.WaitFor(ctx, replink.Polling, replink.Failed); err != nil || st != replink.Polling {
+		h.Fatalf("refresh ended in %s: %v %v", st, err, l.History())
+	}
+	return time.Since(start)
+}
+
+// openldapRefresh starts an OpenLDAP consumer of srv and times it until its
+// contextCSN equals the provider's, then checks it holds every entry.
+func openldapRefresh(h *slapdtest.Harness, srv *slapdtest.Server, entries int) time.Duration {
+	want := contextCSN(h, srv, slapdtest.BaseDN)
+	start := time.Now()
+	c := slapdtest.Start(h, slapdtest.WithSyncrepl(syncreplDirective(srv.URL(), "")))
+	defer c.Kill()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		if got := contextCSN(h, c, slapdtest.BaseDN); got != "" && got >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			h.Fatal("the OpenLDAP consumer never caught up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	took := time.Since(start)
+	if n := count(h, c); n != entries+1 {
+		h.Fatalf("the OpenLDAP consumer holds %d entries of %d", n, entries+1)
+	}
+	return took
+}
+
+// syncreplDirective is an OpenLDAP consumer of ou=people at url; extra adds
+// parameters (keepalive=...).
+func syncreplDirective(url, extra string) string {
+	return fmt.Sprintf(`syncrepl rid=001 provider=%s bindmethod=simple binddn="%s" credentials=%s searchbase="%s" type=refreshAndPersist retry="1 +" %s`,
+		url, slapdtest.ReplicatorDN, slapdtest.ReplicatorPW, slapdtest.PeopleDN, extra)
+}
+
+func contextCSN(h *slapdtest.Harness, srv *slapdtest.Server, base string) string {
+	c, err := srv.Admin()
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	res, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"contextCSN"}, nil))
+	if err != nil || len(res.Entries) == 0 {
+		return ""
+	}
+	return strings.Join(res.Entries[0].GetAttributeValues("contextCSN"), " ")
+}
+
+func count(h *slapdtest.Harness, srv *slapdtest.Server) int {
+	c, err := srv.Admin()
+	if err != nil {
+		h.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.Search(ldap.NewSearchRequest(slapdtest.PeopleDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"1.1"}, nil))
+	if err != nil {
+		h.Fatal(err)
+	}
+	return len(res.Entries)
+}
+
+// pythonConsumer is python-ldap's SyncreplConsumer with handlers that only
+// count; it prints the entries seen and the seconds the refresh took.
+const pythonConsumer = `
+import sys, time, ldap, ldap.syncrepl
+from ldap.ldapobject import SimpleLDAPObject
+class Consumer(SimpleLDAPObject, ldap.syncrepl.SyncreplConsumer):
+    def __init__(self, *args, **kw):
+        SimpleLDAPObject.__init__(self, *args, **kw)
+        self.n, self.cookie = 0, None
+    def syncrepl_get_cookie(self): return self.cookie
+    def syncrepl_set_cookie(self, cookie): self.cookie = cookie
+    def syncrepl_entry(self, dn, attrs, uuid): self.n += 1
+    def syncrepl_delete(self, uuids): pass
+    def syncrepl_present(self, uuids, refreshDeletes=False): pass
+    def syncrepl_refreshdone(self): pass
+url, dn, pw, base = sys.argv[1:5]
+c = Consumer(url)
+c.simple_bind_s(dn, pw)
+start = time.monotonic()
+msgid = c.syncrepl_search(base, ldap.SCOPE_SUBTREE, mode='refreshOnly', filterstr='(objectClass=*)')
+while c.syncrepl_poll(all=1, msgid=msgid):
+    pass
+print(c.n, time.monotonic() - start)
+`
+
+func pythonRefresh(h *slapdtest.Harness, srv *slapdtest.Server, entries, trials int) (time.Duration, error) {
+	if err := exec.Command("/usr/bin/python3", "-c", "import ldap.syncrepl").Run(); err != nil {
+		return 0, fmt.Errorf("not measured: python3-ldap is not installed (apt-get install python3-ldap)")
+	}
+	script := filepath.Join(h.TempDir(), "consumer.py")
+	if err := os.WriteFile(script, []byte(pythonConsumer), 0o600); err != nil {
+		return 0, err
+	}
+	var best time.Duration
+	for range trials {
+		out, err := exec.Command("/usr/bin/python3", script, srv.URL(), slapdtest.ReplicatorDN, slapdtest.ReplicatorPW, slapdtest.PeopleDN).CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("python-ldap: %v: %s", err, out)
+		}
+		f := strings.Fields(string(out))
+		if len(f) != 2 {
+			return 0, fmt.Errorf("python-ldap printed %q", out)
+		}
+		n, _ := strconv.Atoi(f[0])
+		secs, _ := strconv.ParseFloat(f[1], 64)
+		if n != entries+1 {
+			return 0, fmt.Errorf("python-ldap saw %d entries of %d", n, entries+1)
+		}
+		if d := time.Duration(secs * float64(time.Second)); best == 0 || d < best {
+			best = d
+		}
+	}
+	return best, nil
+}
+
+// slapdVersion is what slapd says of itself.
+func slapdVersion() string {
+	out, _ := exec.Command(slapdtest.Binary(), "-VV").CombinedOutput()
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "slapd") {
+			l = strings.TrimPrefix(strings.TrimSpace(l), "@(#) $OpenLDAP:")
+			return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(l), "$"))
+		}
+	}
+	return "unknown"
+}

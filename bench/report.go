@@ -1,0 +1,178 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+type report struct {
+	settings settings
+	refresh  []refreshRow
+	persist  latencies
+	adds     latencies // the provider's own add round trips, for comparison
+	detect   []detectRow
+	links    linksResult
+	took     time.Duration
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	s := r.settings
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("<!-- Written by `make bench` (go run ./bench). Do not edit: run it again. -->\n")
+	w("# Benchmarks\n\n")
+	mode := "full run"
+	if s.quick {
+		mode = "quick run (`make bench QUICK=1`): small sizes, few trials"
+	}
+	w("Measured on %s, %d cores, %s, %s; %s, %s. Every figure below comes from this one run of `make bench`, which starts its own slapd servers on loopback ports; ratios compare figures of the same run, never of different runs.\n\n",
+		hostname(), runtime.NumCPU(), runtime.Version(), s.slapdVersion, mode, r.took.Round(time.Second))
+
+	limit := r.refresh[0].took
+	w("## Initial refresh of %d entries\n\n", s.entries+1)
+	w("One refresh of ou=people (%d inetOrgPerson entries of about 200 bytes) from one slapd, best of %d; the limit is `ldapsearch -E sync=ro` reading the same refresh with nothing to do.\n\n", s.entries, s.trials)
+	w("| consumer | time | entries/s | of the limit | how |\n|---|---|---|---|---|\n")
+	var names []string
+	var rates []float64
+	for _, row := range r.refresh {
+		if row.took == 0 {
+			w("| %s | – | – | – | %s |\n", row.name, row.note)
+			continue
+		}
+		rate := float64(s.entries+1) / row.took.Seconds()
+		w("| %s | %v | %.0f | %.0f %% | %s |\n", row.name, row.took.Round(time.Millisecond), rate, 100*limit.Seconds()/row.took.Seconds(), row.command)
+		names = append(names, shortName(row.name))
+		rates = append(rates, rate)
+	}
+	w("\n```mermaid\nxychart-beta\n    title \"Initial refresh, entries per second (higher is better)\"\n    x-axis [%s]\n    y-axis \"entries/s\"\n    bar [%s]\n```\n\n", quoted(names), floats(rates))
+
+	w("## Detection and recovery\n\n")
+	w("Each fault %d times (fewer where a consumer never recovers). replink runs with keepalive 1 s + 1 s and backoff from 500 ms; *detected* is the time from the fault to the link's loss transition, *change arrives* the time from the fault until an entry written at the provider after it (after the restart, for a crash or a stop) reaches the handler. The OpenLDAP consumer (`syncrepl ... type=refreshAndPersist retry=\"1 +\"`) behind the same proxy is observed the only way it can be: by when that entry is readable on it. Figures are min / median / max.\n\n", s.faultTrials)
+	w("| fault | real fault | replink bound | replink detected | replink change arrives |")
+	for _, c := range openldapConfigs {
+		w(" %s: change arrives |", c.name)
+	}
+	w("\n|---|---|---|---|---|")
+	for range openldapConfigs {
+		w("---|")
+	}
+	w("\n")
+	var faults []string
+	var rl, ol, ok []float64
+	for _, d := range r.detect {
+		w("| %s | %s | %v | %s | %s |", d.fault, d.real, d.bound, spread(d.detected), spread(d.arrived))
+		for _, c := range openldapConfigs {
+			switch {
+			case d.tried[c.name] == 0:
+				w(" – |")
+			case d.missed[c.name] > 0:
+				w(" %s; %d of %d never within %v |", spread(d.openldap[c.name]), d.missed[c.name], d.tried[c.name], s.window)
+			default:
+				w(" %s |", spread(d.openldap[c.name]))
+			}
+		}
+		w("\n")
+		if d.tried[openldapConfigs[0].name] > 0 {
+			faults = append(faults, d.fault)
+			rl = append(rl, median(d.arrived))
+			ol = append(ol, medianOr(d.openldap[openldapConfigs[0].name], d.missed[openldapConfigs[0].name], s.window))
+			ok = append(ok, medianOr(d.openldap[openldapConfigs[1].name], d.missed[openldapConfigs[1].name], s.window))
+		}
+	}
+	w("\n```mermaid\nxychart-beta\n    title \"Fault to change arriving, median seconds (lower is better; a miss is drawn at the %v window)\"\n    x-axis [%s]\n    y-axis \"seconds\"\n    bar [%s]\n    bar [%s]\n    bar [%s]\n```\n\n", s.window, quoted(faults), floats(rl), floats(ol), floats(ok))
+	w("Bars per fault, left to right: replink; OpenLDAP consumer with its defaults; OpenLDAP consumer with `keepalive=2:1:1`.\n\n")
+	w("*Path stuck* is the class of faults where the peer's kernel still answers TCP but nothing comes through: a hung slapd (SIGSTOP), a middlebox that lost its state but keeps the socket, as the fault proxy does here. TCP keepalive, which `keepalive=` turns on, is answered by that kernel and cannot see it; only a request on the connection can, which is what replink's keepalive probe is. A host that vanishes (no kernel answers at all) is the other half-open case: TCP keepalive does see that one, and `make tour` measures replink on it with a network namespace that disappears.\n\n")
+
+	p := r.persist
+	w("## Persist latency\n\n")
+	a := r.adds
+	w("%d adds, one at a time, at the provider; from sending each add to the handler of a persisting link receiving it: p50 %v, p99 %v, max %v. For comparison, the add's own round trip (sent until slapd answered it, its write to disk included) in the same run: p50 %v, p99 %v, max %v.\n\n",
+		len(p), round(p.at(0.5)), round(p.at(0.99)), round(p.at(1)), round(a.at(0.5)), round(a.at(0.99)), round(a.at(1)))
+
+	l := r.links
+	w("## %d persisting links in one process\n\n", l.links)
+	w("All to one slapd, keepalive %v + 2 s, all Persisting after %v.\n\n", l.keepalive, l.settleDuration.Round(time.Millisecond))
+	w("| measure | per link |\n|---|---|\n")
+	w("| Go heap in use | %.1f KiB |\n| resident set | %.1f KiB |\n| goroutines | %.1f |\n", l.heapPerLink/1024, l.rssPerLink/1024, l.goroutinesPer)
+	w("\nIdle, the whole process used %.2f %% of one core over %v (keepalive probes included).\n\n", 100*l.idleCPU, l.idleWindow)
+	w("Then the provider was hung (SIGSTOP): %d links detected it, min / median / max %s against a bound of %v", len(l.detected), spread(l.detected), l.bound)
+	if l.undetected > 0 {
+		w("; %d did not within the bound + 5 s", l.undetected)
+	}
+	w(".\n\n")
+	w("## Go benchmarks of the hot path\n\n")
+	w("`go test -run '^$' -bench 'Envelope|DecodeEntry|Refresh' -benchmem ./ldapadapter/`, `go test -run '^$' -bench BatchCommit ./store/`, `go test -run '^$' -bench Dispatch -benchmem ./fsm/`: envelope peek, entry decode (beside asn1-ber + go-ldap on the same frame), a whole refresh over loopback TCP, a 1,000-change batch commit, and one event through the engine, each with allocations per operation.\n")
+	return b.String()
+}
+
+func spread(l latencies) string {
+	if len(l) == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%v / %v / %v", round(l.at(0)), round(l.at(0.5)), round(l.at(1)))
+}
+
+func round(d time.Duration) time.Duration {
+	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond)
+	case d < time.Second:
+		return d.Round(100 * time.Microsecond)
+	}
+	return d.Round(10 * time.Millisecond)
+}
+
+func median(l latencies) float64 { return l.at(0.5).Seconds() }
+
+func medianOr(l latencies, missed int, window time.Duration) float64 {
+	if len(l) == 0 || missed > len(l) {
+		return window.Seconds()
+	}
+	return median(l)
+}
+
+func shortName(s string) string {
+	s, _, _ = strings.Cut(s, " (")
+	s = strings.ReplaceAll(s, "replink, handler that does nothing", "replink no-op")
+	s = strings.ReplaceAll(s, "replink into the ", "replink ")
+	s = strings.ReplaceAll(s, " SyncreplConsumer", "")
+	return s
+}
+
+func quoted(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+func floats(fs []float64) string {
+	q := make([]string, len(fs))
+	for i, f := range fs {
+		q[i] = fmt.Sprintf("%.3g", f)
+	}
+	return strings.Join(q, ", ")
+}
+
+func hostname() string {
+	b, err := readFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, l := range strings.Split(b, "\n") {
+		if strings.HasPrefix(l, "model name") {
+			_, v, _ := strings.Cut(l, ":")
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func readFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	return string(b), err
+}
