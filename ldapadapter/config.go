@@ -29,6 +29,10 @@ type Config struct {
 	BindDN       string
 	Password     string
 	SASLExternal bool
+	// AllowCleartextPassword lets a simple bind send its password without
+	// TLS to a host other than loopback. Without it such a configuration is
+	// refused: anyone on the path could read the password.
+	AllowCleartextPassword bool
 
 	BaseDN string
 	// Scope is ldap.ScopeWholeSubtree or ldap.ScopeSingleLevel; zero means
@@ -105,6 +109,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.BindDN != "" && d.Password == "" && !d.SASLExternal {
 		return d, fmt.Errorf("%w: BindDN without a Password would be an unauthenticated bind", ErrInvalidConfig)
 	}
+	if d.Password != "" && !d.SASLExternal && u.Scheme == "ldap" && !d.StartTLS && !d.AllowCleartextPassword && !loopbackHost(u.Hostname()) {
+		return d, fmt.Errorf("%w: a simple bind to %s would send the password in clear: use ldaps://, StartTLS, or set AllowCleartextPassword", ErrInvalidConfig, u.Host)
+	}
 	if d.Handler == nil {
 		return d, fmt.Errorf("%w: Handler is nil", ErrInvalidConfig)
 	}
@@ -162,6 +169,15 @@ func (c *Config) withDefaults() (Config, error) {
 		d.Logger = slog.Default()
 	}
 	return d, nil
+}
+
+// loopbackHost reports whether host names this machine without a lookup.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // sameStore reports whether a and b are the same cookie store.

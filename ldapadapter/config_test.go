@@ -27,6 +27,9 @@ func TestConfigErrors(t *testing.T) {
 		"unknown probe kind": func(c *ldapadapter.Config) { c.Probe = "ping" },
 		"EXTERNAL in clear":  func(c *ldapadapter.Config) { c.SASLExternal = true },
 		"unknown scope":      func(c *ldapadapter.Config) { c.Scope = 7 },
+		"password in clear": func(c *ldapadapter.Config) {
+			c.URL, c.BindDN, c.Password = "ldap://provider.example.com", "cn=r,dc=t", "pw"
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := ok
@@ -34,6 +37,37 @@ func TestConfigErrors(t *testing.T) {
 			_, err := ldapadapter.New(c)
 			require.ErrorIs(t, err, ldapadapter.ErrInvalidConfig)
 		})
+	}
+}
+
+// A password goes in clear only to loopback, or when told it may.
+func TestCleartextPassword(t *testing.T) {
+	base := ldapadapter.Config{BaseDN: "dc=t", Handler: ldapadapter.NewMemoryStore(), BindDN: "cn=r,dc=t", Password: "pw"}
+	for _, tc := range []struct {
+		url      string
+		startTLS bool
+		allow    bool
+		ok       bool
+	}{
+		{"ldap://provider.example.com", false, false, false},
+		{"ldap://10.1.2.3:389", false, false, false},
+		{"ldap://provider.example.com", true, false, true},
+		{"ldaps://provider.example.com", false, false, true},
+		{"ldap://provider.example.com", false, true, true},
+		{"ldap://127.0.0.1:389", false, false, true},
+		{"ldap://[::1]:389", false, false, true},
+		{"ldap://localhost", false, false, true},
+	} {
+		c := base
+		c.URL, c.StartTLS, c.AllowCleartextPassword = tc.url, tc.startTLS, tc.allow
+		_, err := ldapadapter.New(c)
+		if tc.ok {
+			require.NoError(t, err, tc.url)
+			continue
+		}
+		require.ErrorIs(t, err, ldapadapter.ErrInvalidConfig, tc.url)
+		require.ErrorContains(t, err, "in clear")
+		require.NotContains(t, err.Error(), "pw\"")
 	}
 }
 

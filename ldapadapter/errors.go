@@ -3,6 +3,8 @@ package ldapadapter
 import (
 	"errors"
 	"fmt"
+
+	"github.com/go-ldap/ldap/v3"
 )
 
 type wrapErr struct {
@@ -47,7 +49,14 @@ type ResultError struct {
 }
 
 func (e *ResultError) Error() string {
-	return fmt.Sprintf("%s: LDAP result %d: %s", e.Op, e.Code, e.Message)
+	s := fmt.Sprintf("%s: LDAP result %d", e.Op, e.Code)
+	if name, ok := ldap.LDAPResultCodeMap[uint16(e.Code)]; ok {
+		s += " (" + name + ")"
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
 }
 
 // ErrProviderBehind is wrapped by the cause of an exception when the

@@ -226,7 +226,7 @@ func TestWireCookieIsBoundToContent(t *testing.T) {
 		}
 		store := ldapadapter.NewMemoryStore()
 		cfg := ldapadapter.LinkConfig{Name: "l", Machine: fsm.DefaultConfig(), LDAP: ldapadapter.Config{
-			URL: "ldap://peer.invalid:389", BaseDN: "dc=t", BindDN: "cn=r,dc=t", Password: "pw",
+			URL: "ldap://peer.invalid:389", BaseDN: "dc=t", BindDN: "cn=r,dc=t", Password: "pw", AllowCleartextPassword: true,
 			Handler: store, DialContext: dial, Logger: discard,
 		}}
 		l, err := ldapadapter.NewLink(cfg, fsm.WithLogger(discard))
@@ -282,7 +282,7 @@ func TestWireProviderBehindCookie(t *testing.T) {
 		}
 		cookies := &ldapadapter.MemoryCookieStore{}
 		cfg := ldapadapter.LinkConfig{Name: "l", Machine: fsm.DefaultConfig(), LDAP: ldapadapter.Config{
-			URL: "ldap://peer.invalid:389", BaseDN: "dc=t", BindDN: "cn=r,dc=t", Password: "pw",
+			URL: "ldap://peer.invalid:389", BaseDN: "dc=t", BindDN: "cn=r,dc=t", Password: "pw", AllowCleartextPassword: true,
 			Handler: seeded(t, 2), Cookies: cookies, DialContext: dial, Logger: discard,
 		}}
 		withCookie(t, cookies, "rid=000,csn=future")(&cfg.LDAP)

@@ -56,7 +56,7 @@ func startWireWith(t *testing.T, cfg fsm.Config, onSync func(*peer, int64, []byt
 		h = ldapadapter.NewMemoryStore()
 	}
 	acfg := ldapadapter.Config{
-		URL: "ldap://peer.invalid:389", BaseDN: "dc=t", BindDN: "cn=r,dc=t", Password: "pw",
+		URL: "ldap://peer.invalid:389", BaseDN: "dc=t", BindDN: "cn=r,dc=t", Password: "pw", AllowCleartextPassword: true,
 		Handler: h, DialContext: dial, Logger: discard,
 	}
 	for _, e := range edit {
@@ -137,7 +137,7 @@ func TestWireGarbageAfterBind(t *testing.T) {
 				c, err := dial(ctx, n, addr)
 				go func() { time.Sleep(time.Millisecond); p.write([]byte("garbage, not BER")) }()
 				return c, err
-			}, Logger: discard, BindDN: "cn=r,dc=t", Password: "pw",
+			}, Logger: discard, BindDN: "cn=r,dc=t", Password: "pw", AllowCleartextPassword: true,
 		})
 		require.NoError(t, err)
 		p.mu.Lock()
@@ -298,7 +298,7 @@ func TestWireRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				a, err := ldapadapter.New(ldapadapter.Config{
-					URL: "ldap://peer.invalid", BaseDN: "dc=t", BindDN: "cn=r,dc=t", Password: "pw", Handler: ldapadapter.NewMemoryStore(), Logger: discard,
+					URL: "ldap://peer.invalid", BaseDN: "dc=t", BindDN: "cn=r,dc=t", Password: "pw", AllowCleartextPassword: true, Handler: ldapadapter.NewMemoryStore(), Logger: discard,
 					DialContext: refusingPeer(tc.op, tc.code),
 				})
 				require.NoError(t, err)

@@ -32,6 +32,9 @@ type config struct {
 	LogFormat     string
 	LogLevel      slog.Level
 	Links         []*linkSpec
+	// Warnings are worth a log line but stop nothing (a secret readable by
+	// others).
+	Warnings []string
 }
 
 // top sums up the settings besides links, as the file gives them.
@@ -64,8 +67,16 @@ func (e *fieldError) Error() string { return e.Where + ": " + e.Field + ": " + e
 // source reads typed values out of a YAML mapping (or out of flags, with
 // the same rules), collecting every error rather than stopping at the first.
 type source struct {
-	file string
-	errs []error
+	file     string
+	errs     []error
+	warnings []string
+}
+
+// exposed warns when path can be read by users other than its owner.
+func (s *source) exposed(path, what string) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o044 != 0 {
+		s.warnings = append(s.warnings, fmt.Sprintf("%s %s is readable by other users (mode %#o): chmod 600 it", what, path, fi.Mode().Perm()))
+	}
 }
 
 func (s *source) fail(line int, field, format string, args ...any) {
@@ -83,7 +94,7 @@ func (s *source) where(line int) string {
 // them; rawLink holds their text as written.
 var linkFields = []string{
 	"name", "url", "start-tls", "ca-file", "server-name", "cert-file", "key-file", "sasl-external",
-	"bind-dn", "password-file", "password-env",
+	"bind-dn", "password-file", "password-env", "allow-cleartext-password",
 	"base", "scope", "filter", "attributes",
 	"mode", "refresh-interval", "connect-timeout", "keepalive", "keepalive-timeout", "inactivity",
 	"backoff-initial", "backoff-max", "backoff-multiplier", "backoff-jitter", "max-retries",
@@ -111,6 +122,8 @@ func loadConfig(path string) (*config, error) {
 	}
 	s := &source{file: path}
 	cfg := &config{LogFormat: "text", LogLevel: slog.LevelInfo}
+	defer func() { cfg.Warnings = s.warnings }()
+	s.exposed(path, "configuration file")
 	if len(doc.Content) == 0 {
 		return nil, fmt.Errorf("%s: empty configuration: it needs at least one link", path)
 	}
@@ -301,6 +314,7 @@ func (s *source) link(field string, rl rawLink) *linkSpec {
 	l := &spec.LDAP
 	l.URL, l.BindDN, l.BaseDN, l.Filter = str("url"), str("bind-dn"), str("base"), str("filter")
 	l.StartTLS, l.SASLExternal = boolean("start-tls"), boolean("sasl-external")
+	l.AllowCleartextPassword = boolean("allow-cleartext-password")
 	if v, ok := at("attributes"); ok {
 		l.Attributes = v.list
 		if v.text != "" {
@@ -422,6 +436,7 @@ func (s *source) password(rl rawLink, field string, fail func(k, format string, 
 		if pw == "" {
 			fail("password-file", "%s is empty", pf.text)
 		}
+		s.exposed(pf.text, "password file")
 		return pw
 	case hasEnv:
 		pw := os.Getenv(pe.text)

@@ -57,7 +57,7 @@ type proc struct {
 	err  error
 }
 
-var listening = regexp.MustCompile(`"msg":"http listening","addr":"([^"]+)"`)
+var listening = regexp.MustCompile(`(?:"msg":"http listening","addr":"|msg="http listening" addr=)([^"\s]+)`)
 
 // start runs `replink run` with args, JSON logs and an HTTP port of its own,
 // and waits until it serves HTTP.
@@ -230,10 +230,42 @@ func TestRunReplicates(t *testing.T) {
 		return err == nil && len(entries) == len(want)
 	}, 10*time.Second, 50*time.Millisecond)
 
+	_, statusBody := p.get("/status")
+	_, metricsBody := p.get("/metrics")
 	require.Equal(t, 0, p.stop(), "SIGTERM is a clean stop:\n%s", p.log())
 	requireSame(t, srv, dump(t, store, "default"))
 	requireFeedMatches(t, srv, changes)
-	require.NotContains(t, p.log(), slapdtest.ReplicatorPW)
+	feedBody, err := os.ReadFile(changes)
+	require.NoError(t, err)
+	for what, text := range map[string]string{"log": p.log(), "/status": statusBody, "/metrics": metricsBody, "change feed": string(feedBody)} {
+		require.NotContains(t, text, slapdtest.ReplicatorPW, "the password shows in the %s", what)
+	}
+}
+
+// A recognisable password, refused by the provider, shows nowhere: not in
+// text or JSON logs, not in the cause of the failure, /status or /metrics.
+// A password file others can read gets a warning.
+func TestSecretsNeverShown(t *testing.T) {
+	srv := slapdtest.Start(t)
+	const secret = "Zebra-Quokka-4417"
+	pw := filepath.Join(t.TempDir(), "pw")
+	require.NoError(t, os.WriteFile(pw, []byte(secret), 0o644))
+	for _, format := range []string{"json", "text"} {
+		t.Run(format, func(t *testing.T) {
+			args := []string{"--url", srv.URL(), "--bind-dn", slapdtest.ReplicatorDN, "--password-file", pw,
+				"--base", slapdtest.PeopleDN, "--store", filepath.Join(t.TempDir(), "r.db"), "--log-format", format}
+			p := start(t, args...)
+			p.waitState("default", "Failed", 10*time.Second)
+			_, status := p.get("/status")
+			_, metrics := p.get("/metrics")
+			require.Contains(t, status, "Invalid Credentials")
+			require.Equal(t, 0, p.stop())
+			for what, text := range map[string]string{"log": p.log(), "/status": status, "/metrics": metrics} {
+				require.NotContains(t, text, secret, "the password shows in the %s", what)
+			}
+			require.Contains(t, p.log(), "readable by other users")
+		})
+	}
 }
 
 // requireFeedMatches replays the change feed and compares it with the

@@ -20,7 +20,7 @@ func newFlagConfig(fs *flag.FlagSet) *flagConfig {
 	f := &flagConfig{fs: fs, raw: rawLink{"": {}}}
 	for _, k := range linkFields {
 		switch k {
-		case "start-tls", "sasl-external":
+		case "start-tls", "sasl-external", "allow-cleartext-password":
 			fs.BoolFunc(k, "link setting "+k, func(v string) error { f.raw[k] = rawValue{text: v}; return nil })
 		default:
 			fs.Func(k, "link setting "+k, func(v string) error { f.raw[k] = rawValue{text: v}; return nil })
@@ -47,6 +47,7 @@ func (f *flagConfig) config(http string, allowExternal bool, changes, logFormat 
 	if len(s.errs) > 0 {
 		return nil, joinFlagErrors(s.errs)
 	}
+	cfg.Warnings = s.warnings
 	return cfg, nil
 }
 

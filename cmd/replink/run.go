@@ -85,6 +85,9 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		logOut = live
 	}
 	log := newLogger(logOut, cfg.LogFormat, cfg.LogLevel)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 
 	var f *feed
 	if cfg.Changes != "" {
