@@ -6,7 +6,7 @@
 #               detector, the real-slapd and built-binary tests included
 GO ?= go
 
-.PHONY: demo tour test vet deps generate build bench gobench fuzz
+.PHONY: demo tour test vet deps generate build bench gobench fuzz soak
 demo: deps build
 	$(GO) run ./cmd/fsmviz -format mermaid
 	$(GO) run ./cmd/replink-tour demo -replink bin/replink
@@ -35,6 +35,13 @@ deps:
 
 generate:
 	$(GO) generate ./...
+
+# make soak: a seeded random schedule of real faults under a writer, then
+# both consumers must equal the provider (20 minutes; DURATION=2m SEED=N).
+DURATION ?= 20m
+SEED ?=
+soak: deps
+	REPLINK_SOAK=$(DURATION) REPLINK_SOAK_SEED=$(SEED) $(GO) test -race -count=1 -timeout 0 -run '^TestSoak$$' -v ./cmd/replink/
 
 # make bench writes docs/benchmarks.md from one run (under 10 minutes on 2
 # cores); QUICK=1 is a short run (under a minute). The Go benchmarks of the

@@ -55,7 +55,8 @@ func (a *Adapter) Connect(ctx context.Context, sink fsm.Sink) fsm.Conn {
 // conn is one connection and its sync session; it implements fsm.Conn.
 type conn struct {
 	cfg     *Config
-	digest  string
+	digest  string // of the content (base, scope, filter, attributes)
+	binding string // digest and the base entry's entryUUID, once known; guarded by mu
 	st      *linkState
 	handler Handler
 	sink    fsm.Sink
@@ -148,10 +149,22 @@ func (c *conn) connect() {
 		c.failConnect("bind", err)
 		return
 	}
-	base := ldap.NewSearchRequest(c.cfg.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false, "(objectClass=*)", []string{"1.1"}, nil)
-	if _, err := lc.Search(base); err != nil {
+	// The base check also reads the base entry's entryUUID: the cookie is
+	// bound to it, because a base replaced while no persistent search was
+	// open (so no e-syncRefreshRequired) is answered from the old cookie
+	// without the deletion of anything under the old base.
+	base := ldap.NewSearchRequest(c.cfg.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false, "(objectClass=*)", []string{"entryUUID"}, nil)
+	res, err := lc.Search(base)
+	if err != nil {
 		c.failConnect("base "+c.cfg.BaseDN, err)
 		return
+	}
+	if len(res.Entries) == 1 {
+		if id := res.Entries[0].GetAttributeValue("entryUUID"); id != "" {
+			c.mu.Lock()
+			c.binding = c.digest + " " + id
+			c.mu.Unlock()
+		}
 	}
 	c.sink.Post(replink.Connected, nil)
 	t.arm()
@@ -272,6 +285,17 @@ func unbindRequest(id int64) []byte {
 	return p.Bytes()
 }
 
+// bound is what the connection's cookies are bound to: the content, and
+// the base entry the provider has under that name, when it said.
+func (c *conn) bound() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.binding == "" {
+		return c.digest
+	}
+	return c.binding
+}
+
 // recordLocked notes the cookie of a change that has been applied and
 // saves it if CookieFlushInterval has passed or force is set. The caller
 // holds the link's gate.
@@ -318,7 +342,7 @@ func (c *conn) saveLocked(closing bool) error {
 	}
 	c.cookieSet = false
 	c.savedAt = time.Now()
-	if err := c.cfg.Cookies.Save(bindCookie(c.digest, c.cookie)); err != nil {
+	if err := c.cfg.Cookies.Save(bindCookie(c.bound(), c.cookie)); err != nil {
 		return fmt.Errorf("cookie store: %w", err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/replink/replink"
@@ -70,7 +71,8 @@ func TestProviderBehindAgainstSlapd(t *testing.T) {
 	cfg := linkConfig("p", srv.URL(), store, cookies)
 	cfg.Machine.Backoff.Initial = 200 * time.Millisecond
 	future := "rid=000,csn=29991231235959.999999Z#000000#000#000000"
-	require.NoError(t, cookies.Save(ldapadapter.StoredCookie(cfg.LDAP, future)))
+	baseUUID := entryUUID(t, srv, slapdtest.BaseDN)
+	require.NoError(t, cookies.Save(ldapadapter.StoredCookieUnder(cfg.LDAP, baseUUID, future)))
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
@@ -86,7 +88,7 @@ func TestProviderBehindAgainstSlapd(t *testing.T) {
 	require.ErrorIs(t, last.Cause, ldapadapter.ErrProviderBehind)
 	stored, err := cookies.Load()
 	require.NoError(t, err)
-	require.Equal(t, ldapadapter.StoredCookie(cfg.LDAP, future), stored, "the cookie is kept while the link retries")
+	require.Equal(t, ldapadapter.StoredCookieUnder(cfg.LDAP, baseUUID, future), stored, "the cookie is kept while the link retries")
 
 	require.NoError(t, l.Reload(ctx))
 	_, err = l.WaitFor(ctx, replink.Persisting)
@@ -95,4 +97,48 @@ func TestProviderBehindAgainstSlapd(t *testing.T) {
 		want, err := srv.Snapshot(ctx, slapdtest.BaseDN)
 		return err == nil && realtarget.DiffTrees(want, store.Snapshot()) == nil
 	}, 5*time.Second, 50*time.Millisecond)
+}
+
+// The search base replaced while the link was stopped: no persistent
+// search is there to receive e-syncRefreshRequired, and syncprov answers
+// the old cookie with what changed since under the new base, never
+// deleting the old base's entries. The link sees that the base entry is
+// another one (its entryUUID) and reloads.
+func TestBaseReplacedWhileStoppedAgainstSlapd(t *testing.T) {
+	srv := slapdtest.Start(t, slapdtest.WithPeople(20))
+	store := ldapadapter.NewMemoryStore()
+	cfg := linkConfig("p", srv.URL(), store, nil)
+	cfg.LDAP.BaseDN = slapdtest.PeopleDN
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	l, err := ldapadapter.NewLink(cfg, fsm.WithLogger(discard))
+	require.NoError(t, err)
+	defer l.Close()
+	require.NoError(t, l.Start(ctx))
+	_, err = l.WaitFor(ctx, replink.Persisting)
+	require.NoError(t, err)
+	require.NoError(t, l.Stop(ctx))
+
+	require.NoError(t, srv.ReplaceBase())
+	require.NoError(t, srv.Write(3))
+	require.NoError(t, l.Start(ctx))
+	_, err = l.WaitFor(ctx, replink.Persisting)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		want, err := srv.Snapshot(ctx, slapdtest.PeopleDN)
+		return err == nil && realtarget.DiffTrees(want, store.Snapshot()) == nil
+	}, 5*time.Second, 50*time.Millisecond, "%v", func() error {
+		want, _ := srv.Snapshot(ctx, slapdtest.PeopleDN)
+		return realtarget.DiffTrees(want, store.Snapshot())
+	}())
+}
+
+func entryUUID(t *testing.T, srv *slapdtest.Server, dn string) string {
+	c, err := srv.Admin()
+	require.NoError(t, err)
+	defer c.Close()
+	res, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"entryUUID"}, nil))
+	require.NoError(t, err)
+	require.Len(t, res.Entries, 1)
+	return res.Entries[0].GetAttributeValue("entryUUID")
 }

@@ -9,3 +9,13 @@ func StoredCookie(cfg Config, cookie string) []byte {
 	}
 	return bindCookie(contentDigest(&d), []byte(cookie))
 }
+
+// StoredCookieUnder is StoredCookie for a provider whose base entry has
+// the entryUUID baseUUID.
+func StoredCookieUnder(cfg Config, baseUUID, cookie string) []byte {
+	d, err := cfg.withDefaults()
+	if err != nil {
+		panic(err)
+	}
+	return bindCookie(contentDigest(&d)+" "+baseUUID, []byte(cookie))
+}

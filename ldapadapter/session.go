@@ -169,11 +169,11 @@ func (s *session) loadCookie(ctx context.Context) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cookie store: %w", err)
 		}
-		cookie, ok := unbindCookie(s.c.digest, stored)
+		cookie, ok := unbindCookie(s.c.bound(), stored)
 		if ok {
 			return cookie, nil
 		}
-		cfg.Logger.Warn("stored cookie belongs to other content (base, scope, filter or attributes changed): reloading in full", "base", cfg.BaseDN)
+		cfg.Logger.Warn("stored cookie belongs to other content (base, scope, filter or attributes changed, or the base entry was replaced): reloading in full", "base", cfg.BaseDN)
 	}
 	s.c.cookie, s.c.cookieSet = nil, false
 	if err := cfg.Cookies.Save(nil); err != nil {

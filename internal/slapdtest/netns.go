@@ -36,7 +36,16 @@ func RequireNetns(t TB) {
 func NewNetns(t TB) *Netns {
 	t.Helper()
 	RequireNetns(t)
-	n := int(netnsSeq.Add(1)) % 250
+	// Test processes run side by side (go test runs packages in
+	// parallel): take a /30 that no interface on the machine has yet.
+	used, _ := exec.Command("ip", "-o", "addr").Output()
+	n := 0
+	for try := range 250 {
+		n = (os.Getpid() + int(netnsSeq.Add(1)) + try) % 250
+		if !strings.Contains(string(used), fmt.Sprintf(" 10.213.%d.", n)) {
+			break
+		}
+	}
 	id := fmt.Sprintf("%d%d", os.Getpid()%10000, n)
 	ns := &Netns{
 		t: t, name: "rl" + id, vethHost: "rlh" + id,

@@ -1,0 +1,138 @@
+package ldapadapter_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/replink/replink"
+	"github.com/replink/replink/fsm"
+	"github.com/replink/replink/internal/slapdtest"
+	"github.com/replink/replink/ldapadapter"
+)
+
+func openFDs(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(entries)
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// checkBaseline fails when goroutines, file descriptors or the heap have
+// not come back to where they were.
+func checkBaseline(t *testing.T, ignore goleak.Option, fds int, heap uint64) {
+	t.Helper()
+	goleak.VerifyNone(t, ignore)
+	require.Eventually(t, func() bool { return openFDs(t) <= fds }, 5*time.Second, 10*time.Millisecond, "file descriptors: %d, were %d", openFDs(t), fds)
+	after := heapInUse()
+	t.Logf("heap in use %d -> %d bytes", heap, after)
+	require.Less(t, int64(after)-int64(heap), int64(1<<20), "heap grew from %d to %d bytes", heap, after)
+}
+
+// 1,000 connect, fail, stop cycles of one link leave nothing behind.
+func TestNoLeakAfterManyCycles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 cycles: not in -short")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	url := "ldap://" + ln.Addr().String()
+	ln.Close() // nobody listens there now: each connection is refused
+	cfg := fsm.DefaultConfig()
+	cfg.Backoff.Initial, cfg.Backoff.Max = time.Hour, time.Hour // Polling until stopped
+	l, err := ldapadapter.NewLink(ldapadapter.LinkConfig{Name: "c", Machine: cfg, LDAP: ldapadapter.Config{
+		URL: url, BaseDN: "dc=t", Handler: ldapadapter.NewMemoryStore(), Logger: discard,
+	}}, fsm.WithLogger(discard))
+	require.NoError(t, err)
+	defer l.Close()
+	ctx := t.Context()
+	cycle := func() {
+		require.NoError(t, l.Start(ctx))
+		_, err := l.WaitFor(ctx, replink.Polling)
+		require.NoError(t, err)
+		require.NoError(t, l.Stop(ctx))
+	}
+	cycle() // the runtime's caches warm up on the first
+	ignore := goleak.IgnoreCurrent()
+	fds, heap := openFDs(t), heapInUse()
+	for range 1000 {
+		cycle()
+	}
+	checkBaseline(t, ignore, fds, heap)
+}
+
+// Consumer.Shutdown of 1,000 persisting links leaves nothing behind.
+func TestNoLeakAfterShutdownOfManyLinks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 links: not in -short")
+	}
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	if lim.Cur < 4096 {
+		lim.Cur = min(4096, lim.Max)
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	if lim.Cur < 2200 {
+		t.Skipf("open file limit %d is too low for 1,000 links", lim.Cur)
+	}
+	srv := slapdtest.Start(t, slapdtest.WithPeople(3))
+	round := func() {
+		c := ldapadapter.NewConsumer(fsm.WithLogger(discard))
+		for i := range 1000 {
+			_, err := c.Add(linkConfig("l"+strconv.Itoa(i), srv.URL(), ldapadapter.NewMemoryStore(), nil))
+			require.NoError(t, err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		require.NoError(t, c.StartAll(ctx))
+		for _, l := range c.Links() {
+			_, err := l.WaitFor(ctx, replink.Persisting)
+			require.NoError(t, err)
+		}
+		require.NoError(t, c.Shutdown())
+	}
+	// The runtime keeps what 5,000 goroutines needed (their descriptors,
+	// stack caches) once they are gone: the baseline is taken after a
+	// first round, and a second round must not add to it.
+	round()
+	ignore := goleak.IgnoreCurrent()
+	fds, heap := openFDs(t), heapInUse()
+	round()
+	checkBaseline(t, ignore, fds, heap)
+}
+
+// A provider flooding the sync search with refresh-done messages moves the
+// machine once: the adapter posts one event per fact, so the mailbox
+// cannot grow with what a provider sends.
+func TestWireFloodIsOneEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := startWire(t, func(p *peer, id int64, _ []byte) {
+			for range 5000 {
+				p.write(refreshDeleteDone(id, "c"))
+				p.write(syncEntry(id, "cn=x,dc=t", uuid.New(), 1, ""))
+			}
+		}, nil)
+		waitState(t, w.machine, replink.Persisting, time.Second)
+		time.Sleep(10 * time.Second)
+		require.Len(t, w.machine.History(), 3, "start, connected, refresh-done: %v", w.machine.History())
+	})
+}
