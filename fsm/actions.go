@@ -16,7 +16,10 @@ func (m *Machine) exit(tr Transition) {
 	if m.conn == nil || tr.To.Connected() {
 		return
 	}
-	graceful := tr.Event == replink.Stop || tr.Event == replink.Shutdown || tr.Event == replink.Reconfigure
+	// A connection that ends well is unbound: an admin's stop, shutdown or
+	// reconfiguration, and a refreshOnly cycle that completed. Any other
+	// end is a loss, which the adapter may answer by trying another provider.
+	graceful := tr.Event == replink.Stop || tr.Event == replink.Shutdown || tr.Event == replink.Reconfigure || tr.Event == replink.RefreshDone
 	m.conn.Close(graceful)
 	m.conn = nil
 	m.epoch++ // whatever the old connection still posts is stale

@@ -368,6 +368,14 @@ func (m *Machine) applyConfig(cfg Config) {
 	}
 }
 
+// peer is what the current connection says of its provider, if anything.
+func (m *Machine) peer() string {
+	if p, ok := m.conn.(interface{ Peer() string }); ok && m.conn != nil {
+		return p.Peer()
+	}
+	return ""
+}
+
 // step fires ev through looplab/fsm and, if it moved, runs the exit actions
 // of the old state and the entry actions of the new one.
 func (m *Machine) step(ev replink.Event, cause error) (Transition, error) {
@@ -390,9 +398,13 @@ func (m *Machine) step(ev replink.Event, cause error) (Transition, error) {
 	if from == replink.Stopped && row.To == replink.Stopped {
 		return tr, nil // an idempotent admin request: nothing happened, nothing to report
 	}
+	tr.Peer = m.peer()
 	m.exit(tr)
 	m.state.Store(uint32(row.To))
 	m.enter(tr)
+	if row.To == replink.Connecting {
+		tr.Peer = m.peer() // the provider now being tried
+	}
 	m.hist.add(tr)
 	m.notify.publish(tr)
 	level := slog.LevelDebug

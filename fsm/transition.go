@@ -15,10 +15,17 @@ type Transition struct {
 	Case  replink.Case
 	Cause error // nil for admin and success events
 	Time  time.Time
+	// Peer names the provider of the connection the transition concerns:
+	// the one lost, or the one being connected to. Empty when the adapter
+	// does not say (its Conn has no Peer method).
+	Peer string
 }
 
 func (t Transition) String() string {
 	s := t.Time.Format("15:04:05.000") + " " + t.Link + ": " + t.From.String() + " -> " + t.To.String() + " on " + t.Event.String()
+	if t.Peer != "" {
+		s += " [" + t.Peer + "]"
+	}
 	if t.Cause != nil {
 		s += " (" + t.Cause.Error() + ")"
 	}

@@ -22,6 +22,7 @@ type Adapter struct {
 	cfg    Config
 	digest string // of the content the cookie is bound to
 	state  *linkState
+	turn   atomic.Int64 // which of cfg.URLs the next connection tries
 }
 
 // New validates cfg and returns an adapter for fsm.New.
@@ -42,7 +43,9 @@ func newAdapter(cfg Config, st *linkState) (*Adapter, error) {
 // Connect implements fsm.Adapter: it dials, binds and checks the base DN on
 // a goroutine of its own and reports the outcome on sink.
 func (a *Adapter) Connect(ctx context.Context, sink fsm.Sink) fsm.Conn {
-	c := &conn{cfg: &a.cfg, digest: a.digest, st: a.state, handler: a.state.handler(a.cfg.Handler), sink: sink, started: time.Now()}
+	turn := a.turn.Load()
+	c := &conn{cfg: &a.cfg, a: a, turn: turn, url: a.cfg.URLs[turn%int64(len(a.cfg.URLs))],
+		digest: a.digest, st: a.state, handler: a.state.handler(a.cfg.Handler), sink: sink, started: time.Now()}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.wg.Add(1)
 	go func() {
@@ -55,6 +58,9 @@ func (a *Adapter) Connect(ctx context.Context, sink fsm.Sink) fsm.Conn {
 // conn is one connection and its sync session; it implements fsm.Conn.
 type conn struct {
 	cfg     *Config
+	a       *Adapter
+	turn    int64  // the adapter's turn when this connection was made
+	url     string // the provider this connection is to
 	digest  string // of the content (base, scope, filter, attributes)
 	binding string // digest and the base entry's entryUUID, once known; guarded by mu
 	st      *linkState
@@ -103,7 +109,7 @@ func classify(op string, err error) (replink.Event, error) {
 }
 
 func (c *conn) connect() {
-	raw, err := dial(c.ctx, c.cfg)
+	raw, err := dial(c.ctx, c.cfg, c.url)
 	if err != nil {
 		if c.ctx.Err() == nil {
 			ev := replink.ConnectFailed
@@ -186,6 +192,14 @@ func (c *conn) failConnect(op string, err error) {
 	c.sink.Post(ev, cause)
 }
 
+// Peer is the provider this connection is to, for transitions and status.
+func (c *conn) Peer() string { return c.url }
+
+// Provider is the provider the adapter's next (or current) connection is to.
+func (a *Adapter) Provider() string {
+	return a.cfg.URLs[a.turn.Load()%int64(len(a.cfg.URLs))]
+}
+
 // LastRead implements fsm.Conn.
 func (c *conn) LastRead() time.Time {
 	c.mu.Lock()
@@ -229,6 +243,11 @@ func (c *conn) Close(graceful bool) {
 	if c.closed {
 		c.mu.Unlock()
 		return
+	}
+	if !graceful {
+		// Lost, or never reached: the next connection tries the next
+		// provider, if there are several.
+		c.a.turn.CompareAndSwap(c.turn, c.turn+1)
 	}
 	c.closed = true
 	t, lc, done := c.tap, c.lc, c.syncDone

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -18,6 +19,11 @@ import (
 type Config struct {
 	// URL is ldap://host:port or ldaps://host:port.
 	URL string
+	// URLs lists the providers of one replicated directory (OpenLDAP
+	// multi-provider replicas, say), URL first if both are set. A link that
+	// loses its provider, or fails to reach it, connects to the next one
+	// after the backoff delay, keeping its cookie.
+	URLs []string
 	// StartTLS upgrades an ldap:// connection before binding.
 	StartTLS bool
 	// TLS configures ldaps and StartTLS. Nil means the system roots and the
@@ -87,15 +93,18 @@ var ErrInvalidConfig = errors.New("invalid adapter configuration")
 
 func (c *Config) withDefaults() (Config, error) {
 	d := *c
-	if d.URL == "" {
+	d.URLs = slices.Clone(d.URLs)
+	if d.URL != "" && (len(d.URLs) == 0 || d.URLs[0] != d.URL) {
+		d.URLs = append([]string{d.URL}, d.URLs...)
+	}
+	if len(d.URLs) == 0 {
 		return d, fmt.Errorf("%w: URL is empty", ErrInvalidConfig)
 	}
-	u, err := url.Parse(d.URL)
-	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
-		return d, fmt.Errorf("%w: URL %q: want ldap://host:port or ldaps://host:port", ErrInvalidConfig, d.URL)
-	}
-	if u.Scheme == "ldaps" && d.StartTLS {
-		return d, fmt.Errorf("%w: StartTLS on an ldaps:// URL", ErrInvalidConfig)
+	d.URL = d.URLs[0]
+	for _, raw := range d.URLs {
+		if err := d.checkURL(raw); err != nil {
+			return d, err
+		}
 	}
 	if d.BaseDN == "" {
 		return d, fmt.Errorf("%w: BaseDN is empty", ErrInvalidConfig)
@@ -103,14 +112,8 @@ func (c *Config) withDefaults() (Config, error) {
 	if _, err := ldap.ParseDN(d.BaseDN); err != nil {
 		return d, fmt.Errorf("%w: BaseDN: %v", ErrInvalidConfig, err)
 	}
-	if d.SASLExternal && u.Scheme != "ldaps" && !d.StartTLS {
-		return d, fmt.Errorf("%w: SASLExternal needs ldaps:// or StartTLS: the identity is the TLS client certificate", ErrInvalidConfig)
-	}
 	if d.BindDN != "" && d.Password == "" && !d.SASLExternal {
 		return d, fmt.Errorf("%w: BindDN without a Password would be an unauthenticated bind", ErrInvalidConfig)
-	}
-	if d.Password != "" && !d.SASLExternal && u.Scheme == "ldap" && !d.StartTLS && !d.AllowCleartextPassword && !loopbackHost(u.Hostname()) {
-		return d, fmt.Errorf("%w: a simple bind to %s would send the password in clear: use ldaps://, StartTLS, or set AllowCleartextPassword", ErrInvalidConfig, u.Host)
 	}
 	if d.Handler == nil {
 		return d, fmt.Errorf("%w: Handler is nil", ErrInvalidConfig)
@@ -169,6 +172,24 @@ func (c *Config) withDefaults() (Config, error) {
 		d.Logger = slog.Default()
 	}
 	return d, nil
+}
+
+// checkURL validates one provider URL against the rest of the settings.
+func (d *Config) checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
+		return fmt.Errorf("%w: URL %q: want ldap://host:port or ldaps://host:port", ErrInvalidConfig, raw)
+	}
+	if u.Scheme == "ldaps" && d.StartTLS {
+		return fmt.Errorf("%w: StartTLS on an ldaps:// URL", ErrInvalidConfig)
+	}
+	if d.SASLExternal && u.Scheme != "ldaps" && !d.StartTLS {
+		return fmt.Errorf("%w: SASLExternal needs ldaps:// or StartTLS: the identity is the TLS client certificate", ErrInvalidConfig)
+	}
+	if d.Password != "" && !d.SASLExternal && u.Scheme == "ldap" && !d.StartTLS && !d.AllowCleartextPassword && !loopbackHost(u.Hostname()) {
+		return fmt.Errorf("%w: a simple bind to %s would send the password in clear: use ldaps://, StartTLS, or set AllowCleartextPassword", ErrInvalidConfig, u.Host)
+	}
+	return nil
 }
 
 // loopbackHost reports whether host names this machine without a lookup.

@@ -13,8 +13,8 @@ import (
 // dial opens the socket, with TCP keepalive and TCP_USER_TIMEOUT set, and
 // does TLS or StartTLS. StartTLS is done here, before the tap, so the tap
 // always sees cleartext LDAP.
-func dial(ctx context.Context, c *Config) (net.Conn, error) {
-	u, _ := url.Parse(c.URL) // validated by withDefaults
+func dial(ctx context.Context, c *Config, provider string) (net.Conn, error) {
+	u, _ := url.Parse(provider) // validated by withDefaults
 	host := u.Host
 	if u.Port() == "" {
 		port := "389"

@@ -99,6 +99,9 @@ func (l *Link) Reload(ctx context.Context) error {
 	return l.m.ReconfigureAdapter(ctx, l.m.Config(), nil)
 }
 
+// Provider is the provider URL the link is connected to, or will try next.
+func (l *Link) Provider() string { return l.adapter.Load().Provider() }
+
 // Config is the link's configuration in force.
 func (l *Link) Config() LinkConfig {
 	return LinkConfig{Name: l.name, LDAP: l.adapter.Load().cfg, Machine: l.m.Config()}

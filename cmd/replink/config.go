@@ -237,7 +237,7 @@ func (s *source) links(v *yaml.Node) []rawLink {
 			}
 			rv := rawValue{line: val.Line}
 			switch {
-			case val.Kind == yaml.SequenceNode && k.Value == "attributes":
+			case val.Kind == yaml.SequenceNode && (k.Value == "attributes" || k.Value == "url"):
 				for _, a := range val.Content {
 					rv.list = append(rv.list, a.Value)
 				}
@@ -313,6 +313,9 @@ func (s *source) link(field string, rl rawLink) *linkSpec {
 	field = fmt.Sprintf("%s (%s)", field, spec.Name)
 	l := &spec.LDAP
 	l.URL, l.BindDN, l.BaseDN, l.Filter = str("url"), str("bind-dn"), str("base"), str("filter")
+	if v, ok := at("url"); ok && len(v.list) > 0 { // several providers of one directory
+		l.URL, l.URLs = "", v.list
+	}
 	l.StartTLS, l.SASLExternal = boolean("start-tls"), boolean("sasl-external")
 	l.AllowCleartextPassword = boolean("allow-cleartext-password")
 	if v, ok := at("attributes"); ok {

@@ -131,11 +131,17 @@ func (d *daemon) transition(r *running, tr fsm.Transition) {
 		level = slog.LevelWarn
 	}
 	attrs := []any{"link", tr.Link, "from", tr.From, "to", tr.To, "event", tr.Event, "case", tr.Case}
+	if tr.Peer != "" {
+		attrs = append(attrs, "provider", tr.Peer)
+	}
 	if tr.Cause != nil {
 		attrs = append(attrs, "cause", tr.Cause)
 	}
 	d.log.Log(context.Background(), level, "transition", attrs...)
 	d.metrics.observe(tr)
+	if tr.To == replink.Connecting && tr.Peer != "" {
+		d.metrics.onProvider(tr.Link, tr.Peer, r.link.Config().LDAP.URLs)
+	}
 }
 
 // snapshot lists the running links, by name.

@@ -504,3 +504,34 @@ func TestStoreRefusesOtherContent(t *testing.T) {
 	require.Contains(t, stderr.String(), "was replicated from")
 	require.Contains(t, stderr.String(), store)
 }
+
+// Several providers of one directory, given as --url twice: when the one in
+// use dies the daemon moves to the other and says so in /status, /metrics
+// and its log.
+func TestRunFailsOver(t *testing.T) {
+	a, b := slapdtest.StartPair(t, 10)
+	store := filepath.Join(t.TempDir(), "replica.db")
+	args := linkFlags(a, passwordFile(t), store)
+	args = append(args, "--url", b.URL(), "--base", slapdtest.BaseDN)
+	p := start(t, args...)
+	p.waitState("default", "Persisting", 10*time.Second)
+	st := p.status()[0]
+	require.Equal(t, []string{a.URL(), b.URL()}, st.URLs)
+	require.Equal(t, a.URL(), st.Provider)
+	a.Kill()
+	require.Eventually(t, func() bool {
+		st := p.status()[0]
+		return st.State == "Persisting" && st.Provider == b.URL()
+	}, 10*time.Second, 20*time.Millisecond, "%s", p.log())
+	_, m := p.get("/metrics")
+	require.Contains(t, m, fmt.Sprintf(`replink_link_provider{link="default",url=%q} 1`, b.URL()))
+	require.Contains(t, p.log(), `"provider":"`+b.URL()+`"`)
+	require.NoError(t, b.Write(3))
+	want, err := b.Snapshot(context.Background(), slapdtest.BaseDN)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return p.status()[0].Entries == len(want) }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, 0, p.stop())
+	got := dump(t, store, "default")
+	require.NoError(t, realtarget.DiffTrees(want, got))
+	a.Launch()
+}

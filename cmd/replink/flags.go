@@ -20,6 +20,20 @@ func newFlagConfig(fs *flag.FlagSet) *flagConfig {
 	f := &flagConfig{fs: fs, raw: rawLink{"": {}}}
 	for _, k := range linkFields {
 		switch k {
+		case "url": // given again, another provider of the same directory
+			fs.Func(k, "provider URL; repeat it for the replicas of one directory", func(v string) error {
+				r := f.raw[k]
+				if r.text != "" {
+					r.list, r.text = append(r.list, r.text), ""
+				}
+				if len(r.list) > 0 {
+					r.list = append(r.list, v)
+				} else {
+					r.text = v
+				}
+				f.raw[k] = r
+				return nil
+			})
 		case "start-tls", "sasl-external", "allow-cleartext-password":
 			fs.BoolFunc(k, "link setting "+k, func(v string) error { f.raw[k] = rawValue{text: v}; return nil })
 		default:

@@ -21,6 +21,7 @@ type metrics struct {
 	changes     *prometheus.CounterVec
 	reconnects  *prometheus.CounterVec
 	refreshed   *prometheus.GaugeVec
+	provider    *prometheus.GaugeVec
 }
 
 func newMetrics(d *daemon) *metrics {
@@ -52,7 +53,11 @@ func newMetrics(d *daemon) *metrics {
 			Help: "Changes received in the link's current or last refresh: its progress.",
 		}, []string{"link"}),
 	}
-	m.reg.MustRegister(m.state, m.transitions, m.detection, m.changes, m.reconnects, m.refreshed,
+	m.provider = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "replink", Subsystem: "link", Name: "provider",
+		Help: "1 for the provider URL each link is on or trying, 0 for its others.",
+	}, []string{"link", "url"})
+	m.reg.MustRegister(m.state, m.transitions, m.detection, m.changes, m.reconnects, m.refreshed, m.provider,
 		&linkCollector{d: d}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -97,9 +102,20 @@ func (m *metrics) observe(tr fsm.Transition) {
 	}
 }
 
+// onProvider marks url as the link's provider among urls.
+func (m *metrics) onProvider(link, url string, urls []string) {
+	for _, u := range urls {
+		v := 0.0
+		if u == url {
+			v = 1
+		}
+		m.provider.WithLabelValues(link, u).Set(v)
+	}
+}
+
 // forget drops the series of a link that was removed.
 func (m *metrics) forget(link string) {
-	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{m.state, m.transitions, m.detection, m.changes, m.reconnects, m.refreshed} {
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{m.state, m.transitions, m.detection, m.changes, m.reconnects, m.refreshed, m.provider} {
 		v.DeletePartialMatch(prometheus.Labels{"link": link})
 	}
 }

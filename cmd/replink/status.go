@@ -18,7 +18,9 @@ import (
 // linkStatus is one link in /status.
 type linkStatus struct {
 	Name           string       `json:"name"`
-	URL            string       `json:"url"`
+	URL            string       `json:"url"`      // the first provider
+	URLs           []string     `json:"urls"`     // every provider, in the order tried
+	Provider       string       `json:"provider"` // the one in use, or tried next
 	Base           string       `json:"base"`
 	State          string       `json:"state"`
 	Since          time.Time    `json:"since"`
@@ -37,13 +39,14 @@ type transition struct {
 	Event string    `json:"event"`
 	Case  string    `json:"case"`
 	Cause string    `json:"cause,omitempty"`
+	Peer  string    `json:"provider,omitempty"`
 }
 
 func (d *daemon) status() []linkStatus {
 	var out []linkStatus
 	for _, r := range d.snapshot() {
 		s := linkStatus{
-			Name: r.spec.Name, URL: r.spec.LDAP.URL, Base: r.spec.LDAP.BaseDN,
+			Name: r.spec.Name, URL: r.link.Config().LDAP.URL, URLs: r.link.Config().LDAP.URLs, Provider: r.link.Provider(), Base: r.spec.LDAP.BaseDN,
 			State: r.link.State().String(), ChangesApplied: r.h.applied.Load(), CookieAge: -1,
 		}
 		if n, err := r.h.st.Len(); err == nil {
@@ -53,7 +56,7 @@ func (d *daemon) status() []linkStatus {
 			s.CookieAge = age.Seconds()
 		}
 		for _, tr := range r.link.History() {
-			t := transition{Time: tr.Time, From: tr.From.String(), To: tr.To.String(), Event: tr.Event.String(), Case: tr.Case.String()}
+			t := transition{Time: tr.Time, From: tr.From.String(), To: tr.To.String(), Event: tr.Event.String(), Case: tr.Case.String(), Peer: tr.Peer}
 			if tr.Cause != nil {
 				t.Cause = tr.Cause.Error()
 			}

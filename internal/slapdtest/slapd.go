@@ -91,6 +91,13 @@ type Server struct {
 	// Syncrepl makes this slapd an OpenLDAP consumer (WithSyncrepl): the
 	// directive is added to its database, which starts with the suffix only.
 	Syncrepl string
+	// ServerID is the global serverID of a multi-provider member.
+	ServerID int
+	// SuffixOnly starts the database with the suffix entry alone.
+	SuffixOnly bool
+	// Empty starts the database with no entry at all: a multi-provider
+	// member that takes everything from its peer.
+	Empty bool
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -124,7 +131,36 @@ func WithPeople(n int) func(*Server) { return func(s *Server) { s.People = n } }
 // comparing replink with the consumer OpenLDAP ships: directive is a
 // syncrepl line (see slapd.conf(5)); the database starts with the suffix
 // entry alone and syncrepl brings the rest.
-func WithSyncrepl(directive string) func(*Server) { return func(s *Server) { s.Syncrepl = directive } }
+func WithSyncrepl(directive string) func(*Server) {
+	return func(s *Server) { s.Syncrepl, s.SuffixOnly = directive, true }
+}
+
+// StartPair starts two slapd servers that are multi-provider replicas of
+// each other (serverID 1 and 2, syncrepl both ways, multiprovider on): a
+// holds the base entries and n people; b starts empty and takes everything
+// from a. It returns once b holds what a holds.
+func StartPair(t TB, n int) (a, b *Server) {
+	t.Helper()
+	pa, pb := FreePort(t), FreePort(t)
+	peer := func(port, rid int) string {
+		return fmt.Sprintf(`syncrepl rid=%03d provider=ldap://127.0.0.1:%d bindmethod=simple binddn="%s" credentials=%s searchbase="%s" type=refreshAndPersist retry="1 +"
+multiprovider on`, rid, port, ReplicatorDN, ReplicatorPW, BaseDN)
+	}
+	a = Start(t, WithPeople(n), func(s *Server) { s.Port, s.ServerID, s.Syncrepl = pa, 1, peer(pb, 2) })
+	b = Start(t, func(s *Server) { s.Port, s.ServerID, s.Syncrepl, s.Empty = pb, 2, peer(pa, 1), true })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		wa, errA := a.Snapshot(context.Background(), BaseDN)
+		wb, errB := b.Snapshot(context.Background(), BaseDN)
+		if errA == nil && errB == nil && len(wa) == len(wb) && len(wa) > 0 {
+			return a, b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("multi-provider pair never converged: %d vs %d entries (%v, %v)", len(wa), len(wb), errA, errB)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 // FreePort returns a loopback TCP port nobody listens on right now.
 func FreePort(t TB) int {
@@ -144,7 +180,11 @@ func (s *Server) init() error {
 	if err := os.MkdirAll(db, 0o700); err != nil {
 		return err
 	}
-	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
+	global := ""
+	if s.ServerID != 0 {
+		global = fmt.Sprintf("serverID %d\n", s.ServerID)
+	}
+	conf := global + fmt.Sprintf(`include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
@@ -189,8 +229,11 @@ dn: %s
 objectClass: organizationalUnit
 ou: people
 `, BaseDN, ReplicatorDN, ReplicatorPW, PeopleDN)
+	if s.Empty {
+		return nil // no entry: syncrepl brings them all
+	}
 	var b strings.Builder
-	if s.Syncrepl != "" { // the suffix alone: syncrepl brings the rest
+	if s.SuffixOnly { // syncrepl brings the rest
 		ldif, _, _ = strings.Cut(ldif, "\n\n")
 		ldif += "\n"
 	}
