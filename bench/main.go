@@ -66,6 +66,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %s...\n", st.name)
 		if err := h.Run(st.run); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", st.name, err)
+			h.Close() // the servers it started: os.Exit runs no defers
 			os.Exit(1)
 		}
 		fmt.Fprintf(os.Stderr, "bench: %s done in %v\n", st.name, time.Since(t).Round(time.Second))
@@ -73,6 +74,7 @@ func main() {
 	r.took = time.Since(start)
 	if err := os.WriteFile(*out, []byte(r.markdown()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		h.Close()
 		os.Exit(1)
 	}
 	fmt.Fprintf(os.Stderr, "bench: wrote %s in %v\n", *out, r.took.Round(time.Second))
