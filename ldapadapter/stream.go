@@ -10,8 +10,7 @@ import (
 // like go-ldap's, and the session decodes each one once (decode.go).
 type stream struct {
 	id     int64
-	frames [][]byte
-	queued int
+	frames frames
 	data   chan struct{} // cap 1: a frame arrived, or reading ended
 }
 
@@ -46,7 +45,7 @@ func (t *tap) closeStream(s *stream) {
 	if t.stream == s {
 		t.stream = nil
 	}
-	s.frames, s.queued = nil, 0
+	s.frames = frames{}
 	t.mu.Unlock()
 	signal(t.space)
 }
@@ -55,27 +54,12 @@ func (t *tap) closeStream(s *stream) {
 // for room; a frame of a search no longer current is dropped. It reports
 // false when the tap is closing.
 func (t *tap) toStream(id int64, frame []byte) bool {
-	for {
-		t.mu.Lock()
-		if t.closing {
-			t.mu.Unlock()
-			return false
+	return t.push(frame, func() (*frames, chan struct{}) {
+		if s := t.stream; s != nil && s.id == id {
+			return &s.frames, s.data
 		}
-		s := t.stream
-		if s == nil || s.id != id {
-			t.mu.Unlock()
-			return true
-		}
-		if s.queued == 0 || s.queued+len(frame) <= t.limit {
-			s.frames = append(s.frames, frame)
-			s.queued += len(frame)
-			t.mu.Unlock()
-			signal(s.data)
-			return true
-		}
-		t.mu.Unlock()
-		<-t.space
-	}
+		return nil, nil
+	})
 }
 
 // next returns the stream's next frame. It fails with ctx's error when the
@@ -84,11 +68,8 @@ func (t *tap) toStream(id int64, frame []byte) bool {
 func (t *tap) next(ctx context.Context, s *stream) ([]byte, error) {
 	for {
 		t.mu.Lock()
-		if len(s.frames) > 0 {
-			f := s.frames[0]
-			s.frames[0] = nil
-			s.frames = s.frames[1:]
-			s.queued -= len(f)
+		if s.frames.len() > 0 {
+			f := s.frames.pop()
 			t.mu.Unlock()
 			signal(t.space)
 			return f, nil

@@ -47,9 +47,8 @@ type tap struct {
 	wmu      sync.Mutex   // one whole message per write
 
 	mu      sync.Mutex
-	queue   [][]byte
-	queued  int // bytes in queue
-	limit   int
+	queue   frames  // for go-ldap
+	limit   int     // bytes each queue may hold
 	cur     []byte  // frame go-ldap is reading
 	stream  *stream // the sync search in flight, if any
 	err     error   // why reading ended; returned to go-ldap once queue drains
@@ -77,7 +76,7 @@ func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int) *tap {
 // wait for the consumer.
 func (t *tap) LastRead() time.Time {
 	t.mu.Lock()
-	behind := len(t.queue) > 0 || len(t.cur) > 0 || (t.stream != nil && len(t.stream.frames) > 0)
+	behind := t.queue.len() > 0 || len(t.cur) > 0 || (t.stream != nil && t.stream.frames.len() > 0)
 	t.mu.Unlock()
 	if behind {
 		return time.Now()
@@ -164,18 +163,30 @@ func (t *tap) wakeReaders() {
 	t.mu.Unlock()
 }
 
+// enqueue queues a frame for go-ldap.
 func (t *tap) enqueue(frame []byte) bool {
+	return t.push(frame, func() (*frames, chan struct{}) { return &t.queue, t.data })
+}
+
+// push queues frame in the queue pick chooses (under the lock; nil drops
+// the frame), waiting while that queue is full. It reports false when the
+// tap is closing.
+func (t *tap) push(frame []byte, pick func() (*frames, chan struct{})) bool {
 	for {
 		t.mu.Lock()
 		if t.closing {
 			t.mu.Unlock()
 			return false
 		}
-		if t.queued == 0 || t.queued+len(frame) <= t.limit {
-			t.queue = append(t.queue, frame)
-			t.queued += len(frame)
+		q, wake := pick()
+		if q == nil {
 			t.mu.Unlock()
-			signal(t.data)
+			return true
+		}
+		if q.room(len(frame), t.limit) {
+			q.push(frame)
+			t.mu.Unlock()
+			signal(wake)
 			return true
 		}
 		t.mu.Unlock()
@@ -183,15 +194,37 @@ func (t *tap) enqueue(frame []byte) bool {
 	}
 }
 
+// frames is a queue of whole messages that counts its bytes.
+type frames struct {
+	list  [][]byte
+	bytes int
+}
+
+func (q *frames) len() int { return len(q.list) }
+
+// room reports whether n more bytes fit under limit; an empty queue takes
+// any one message, so a message larger than the limit still passes.
+func (q *frames) room(n, limit int) bool { return q.bytes == 0 || q.bytes+n <= limit }
+
+func (q *frames) push(f []byte) {
+	q.list = append(q.list, f)
+	q.bytes += len(f)
+}
+
+func (q *frames) pop() []byte {
+	f := q.list[0]
+	q.list[0] = nil
+	q.list = q.list[1:]
+	q.bytes -= len(f)
+	return f
+}
+
 // Read gives go-ldap the queued messages, byte for byte.
 func (t *tap) Read(p []byte) (int, error) {
 	for {
 		t.mu.Lock()
-		if len(t.cur) == 0 && len(t.queue) > 0 {
-			t.cur = t.queue[0]
-			t.queue[0] = nil
-			t.queue = t.queue[1:]
-			t.queued -= len(t.cur)
+		if len(t.cur) == 0 && t.queue.len() > 0 {
+			t.cur = t.queue.pop()
 			signal(t.space)
 		}
 		if len(t.cur) > 0 {
