@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -98,14 +99,12 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	d := newDaemon(cfg, *cfgPath, log, f)
 	d.fileTop = fileTop
 	var srv *http.Server
-	if cfg.HTTP != "" {
-		ln, err := listenHTTP(cfg.HTTP, cfg.AllowExternal)
-		if err != nil {
+	var ln net.Listener
+	if cfg.HTTP != "" { // bound before anything starts, served once the links exist
+		if ln, err = listenHTTP(cfg.HTTP, cfg.AllowExternal); err != nil {
 			return usageError{err}
 		}
-		srv = &http.Server{Handler: d.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
-		log.Info("http listening", "addr", ln.Addr().String())
+		defer ln.Close()
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -114,6 +113,11 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := d.start(ctx); err != nil {
 		d.shutdown()
 		return err
+	}
+	if ln != nil {
+		srv = &http.Server{Handler: d.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		log.Info("http listening", "addr", ln.Addr().String())
 	}
 	log.Info("started", "links", len(cfg.Links))
 	if live != nil {
