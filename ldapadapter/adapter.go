@@ -82,6 +82,12 @@ type conn struct {
 	// Guarded by st.gate.
 	cookie    []byte // the cookie of the last change applied
 	cookieSet bool   // cookie not saved yet
+	// uncovered: a change was applied after the last cookie received. That
+	// cookie must not be saved then: a restart from it would be answered
+	// without a change the provider folded away (an entry added and
+	// deleted since the cookie is not mentioned at all), and the copy
+	// would keep what the provider no longer has.
+	uncovered bool
 	savedAt   time.Time
 	flush     *time.Timer // saves a recorded cookie once it is due
 	// fenced is set once Close has flushed the cookie or given up on the
@@ -320,9 +326,9 @@ func (c *conn) bound() string {
 // holds the link's gate.
 func (c *conn) recordLocked(cookie []byte, force bool) error {
 	if cookie != nil {
-		c.cookie, c.cookieSet = cookie, true
+		c.cookie, c.cookieSet, c.uncovered = cookie, true, false
 	}
-	if !c.cookieSet {
+	if !c.cookieSet || c.uncovered {
 		return nil
 	}
 	if wait := c.cfg.CookieFlushInterval - time.Since(c.savedAt); !force && wait > 0 {
@@ -356,7 +362,7 @@ func (c *conn) saveLocked(closing bool) error {
 		c.flush.Stop()
 		c.flush = nil
 	}
-	if !c.cookieSet || (c.fenced.Load() && !closing) {
+	if !c.cookieSet || c.uncovered || (c.fenced.Load() && !closing) {
 		return nil
 	}
 	c.cookieSet = false

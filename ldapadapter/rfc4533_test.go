@@ -3,6 +3,7 @@ package ldapadapter_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -16,6 +17,7 @@ import (
 	"github.com/replink/replink"
 	"github.com/replink/replink/fsm"
 	"github.com/replink/replink/ldapadapter"
+	"github.com/replink/replink/store"
 )
 
 // searchDone is a SearchResultDone with a Sync Done control (RFC 4533
@@ -354,5 +356,35 @@ func TestWireHandlerFuncIsPruned(t *testing.T) {
 		defer mu.Unlock()
 		require.Len(t, copy, 2)
 		require.NotContains(t, copy, ids[2])
+	})
+}
+
+// A change applied after the last cookie received is not covered by it:
+// no save may claim it. Saved with the older cookie, it would stay in the
+// copy for good if the provider then deleted it, since an entry added and
+// deleted after a cookie is not mentioned when a session resumes from it.
+// So Stop commits what the cookie covers and leaves the rest to be sent
+// again.
+func TestWireNoCookieClaimsUncoveredChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db, err := store.Open(t.TempDir()+"/r.db", nil)
+		require.NoError(t, err)
+		defer db.Close()
+		copy, err := db.Link("l", store.Content{BaseDN: "dc=t", Scope: "sub", Filter: "(objectClass=*)"})
+		require.NoError(t, err)
+		w := startWire(t, func(p *peer, id int64, _ []byte) {
+			p.write(refreshDeleteDone(id, "c0"))
+			p.write(syncEntry(id, "cn=covered,dc=t", uuid.New(), 1, "c1")) // c1 waits for its flush
+			p.write(syncEntry(id, "cn=uncovered,dc=t", uuid.New(), 1, ""))
+		}, copy)
+		waitState(t, w.machine, replink.Persisting, time.Second)
+		time.Sleep(5 * time.Second) // every flush timer has long fired
+		require.NoError(t, w.machine.Stop(t.Context()))
+		stored, err := copy.Load()
+		require.NoError(t, err)
+		require.True(t, strings.HasSuffix(string(stored), "\nc0"), "c1 does not cover the last change: stored %q", stored)
+		var dns []string
+		require.NoError(t, db.Each("l", func(e *ldap.Entry) error { dns = append(dns, e.DN); return nil }))
+		require.Empty(t, dns, "nothing past the saved cookie is committed: both changes come again")
 	})
 }

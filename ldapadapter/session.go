@@ -201,6 +201,9 @@ func (s *session) apply(ctx context.Context, ch Change, cookie []byte) error {
 	if err := s.c.handler.Apply(ctx, ch); err != nil {
 		return &HandlerError{Change: ch, Err: err}
 	}
+	if cookie == nil {
+		s.c.uncovered = true // until a cookie comes after it
+	}
 	return s.noteLocked(cookie, false)
 }
 

@@ -22,6 +22,7 @@ var (
 	keyCookie     = []byte("cookie")
 	keyContent    = []byte("content")
 	keyCount      = []byte("count")
+	keyUncovered  = []byte("uncovered") // changes committed past the cookie
 )
 
 // Options tune a DB; the zero value is sensible.

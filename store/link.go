@@ -78,14 +78,20 @@ func (l *Link) Known(context.Context) ([]uuid.UUID, error) {
 }
 
 // Load returns the committed cookie. A new session starts from it, so a
-// failed commit is forgotten here: what it lost comes again.
+// failed commit is forgotten here: what it lost comes again. When the file
+// holds changes committed after that cookie (a full batch, or a commit
+// before a prune), there is none: a restart from it could keep an entry the
+// provider added and deleted since, so the link reloads in full instead.
 func (l *Link) Load() ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.failed = nil
 	var cookie []byte
 	err := l.db.bolt.View(func(tx *bolt.Tx) error {
-		cookie = bytes.Clone(l.bucket(tx).Get(keyCookie))
+		b := l.bucket(tx)
+		if b.Get(keyUncovered) == nil {
+			cookie = bytes.Clone(b.Get(keyCookie))
+		}
 		return nil
 	})
 	return cookie, err
@@ -129,10 +135,21 @@ func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
 		}
 		switch {
 		case !setCookie:
-			return nil
+			// Changes the cookie does not cover: until a cookie that does
+			// is saved with them, the stored one is not to be used.
+			if len(l.pending) == 0 {
+				return nil
+			}
+			return b.Put(keyUncovered, []byte{1})
 		case cookie == nil:
+			if err := b.Delete(keyUncovered); err != nil {
+				return err
+			}
 			return b.Delete(keyCookie)
 		default:
+			if err := b.Delete(keyUncovered); err != nil {
+				return err
+			}
 			return b.Put(keyCookie, cookie)
 		}
 	})

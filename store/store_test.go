@@ -97,7 +97,13 @@ func TestBatches(t *testing.T) {
 		require.NoError(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=u"+string(rune('a'+i%26))+string(rune('0'+i/26%10))+string(rune('0'+i/260)), nil)))
 	}
 	require.EqualValues(t, 10, l.Commits())
+	cookie, err := l.Load()
+	require.NoError(t, err)
+	require.Nil(t, cookie, "changes committed past the cookie: a restart must reload in full")
 	require.NoError(t, l.Save([]byte("end")))
+	cookie, err = l.Load()
+	require.NoError(t, err)
+	require.Equal(t, "end", string(cookie), "a cookie saved with them covers them again")
 	require.EqualValues(t, 11, l.Commits())
 	require.EqualValues(t, 1050, l.Committed())
 }
