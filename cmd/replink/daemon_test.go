@@ -523,9 +523,12 @@ func TestRunFailsOver(t *testing.T) {
 		st := p.status()[0]
 		return st.State == "Persisting" && st.Provider == b.URL()
 	}, 10*time.Second, 20*time.Millisecond, "%s", p.log())
-	_, m := p.get("/metrics")
-	require.Contains(t, m, fmt.Sprintf(`replink_link_provider{link="default",url=%q} 1`, b.URL()))
-	require.Contains(t, p.log(), `"provider":"`+b.URL()+`"`)
+	// Metrics and logs follow the transitions a moment after the state.
+	require.Eventually(t, func() bool {
+		_, m := p.get("/metrics")
+		return strings.Contains(m, fmt.Sprintf(`replink_link_provider{link="default",url=%q} 1`, b.URL())) &&
+			strings.Contains(p.log(), `"provider":"`+b.URL()+`"`)
+	}, 5*time.Second, 20*time.Millisecond)
 	require.NoError(t, b.Write(3))
 	want, err := b.Snapshot(context.Background(), slapdtest.BaseDN)
 	require.NoError(t, err)
