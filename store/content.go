@@ -23,9 +23,10 @@ func (c Content) String() string {
 	return s
 }
 
-// same compares two contents the way LDAP does: names case-insensitively,
-// the attribute list as a set.
-func (c Content) same(o Content) bool {
+// Same compares two contents the way LDAP does: names case-insensitively,
+// the attribute list as a set. A store refuses a link whose content is not
+// the Same as the one its copy was made from.
+func (c Content) Same(o Content) bool {
 	norm := func(a []string) []string {
 		out := make([]string, len(a))
 		for i, s := range a {

@@ -84,7 +84,7 @@ func (d *DB) Link(name string, c Content) (*Link, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if l, ok := d.links[name]; ok {
-		if !l.content.same(c) {
+		if !l.content.Same(c) {
 			return nil, &MismatchError{Path: d.path, Link: name, Stored: l.content, Wanted: c}
 		}
 		return l, nil
@@ -103,7 +103,7 @@ func (d *DB) Link(name string, c Content) (*Link, error) {
 			if err := json.Unmarshal(raw, &stored); err != nil {
 				return fmt.Errorf("link %q: stored content: %w", name, err)
 			}
-			if !stored.same(c) {
+			if !stored.Same(c) {
 				return &MismatchError{Path: d.path, Link: name, Stored: stored, Wanted: c}
 			}
 		} else {

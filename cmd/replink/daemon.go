@@ -203,7 +203,7 @@ func (d *daemon) reload(ctx context.Context) error {
 			d.log.Info("link added by the new configuration", "link", spec.Name)
 		case r.spec.fingerprint == spec.fingerprint:
 			// unchanged: not touched
-		case r.spec.Store != spec.Store || !sameContent(r.spec.Content, spec.Content):
+		case r.spec.Store != spec.Store || !r.spec.Content.Same(spec.Content):
 			// Another store or content: another copy. Open it before
 			// letting go of the old one, so a refusal leaves it running.
 			if err := d.replaceLocked(ctx, r, spec); err != nil {
@@ -251,8 +251,6 @@ func (d *daemon) storeOf(r *running) *store.DB {
 	defer d.mu.Unlock()
 	return d.stores[r.spec.Store]
 }
-
-func sameContent(a, b store.Content) bool { return a.String() == b.String() }
 
 func (d *daemon) removeLocked(r *running) error {
 	r.unwatch()
