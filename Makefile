@@ -6,7 +6,7 @@
 #               detector, the real-slapd and built-binary tests included
 GO ?= go
 
-.PHONY: demo tour test vet deps generate build bench gobench fuzz soak
+.PHONY: demo tour test vet deps test-deps generate build bench gobench fuzz soak
 demo: deps build
 	$(GO) run ./cmd/fsmviz -format mermaid
 	$(GO) run ./cmd/replink-tour demo -replink bin/replink
@@ -23,7 +23,7 @@ tour: deps
 build:
 	$(GO) build -o bin/replink ./cmd/replink
 
-test: deps vet
+test: test-deps vet
 	$(GO) test -race -count=1 ./...
 
 vet:
@@ -32,6 +32,9 @@ vet:
 
 deps:
 	@bash scripts/install-deps.sh
+
+test-deps:
+	@bash scripts/install-deps.sh test
 
 generate:
 	$(GO) generate ./...

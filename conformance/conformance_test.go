@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -70,25 +71,32 @@ func TestScenariosSimulated(t *testing.T) {
 // cannot specify behaviour the machine is not built from.
 func TestScenariosUseTableTransitions(t *testing.T) {
 	covered := map[replink.State]bool{}
-	for _, s := range scripts(t) {
-		mode := replink.RefreshAndPersist
-		state := replink.Stopped
-		for _, st := range s.Steps {
-			switch st.Verb {
-			case "config", "reconfigure":
-				if m, ok := st.Settings["mode"]; ok {
-					var err error
-					mode, err = replink.ParseMode(m)
-					require.NoError(t, err)
+	for _, target := range conformance.Targets {
+		for _, s := range scripts(t) {
+			mode := replink.RefreshAndPersist
+			state := replink.Stopped
+			for _, st := range s.Steps {
+				if len(st.Only) > 0 && !slices.Contains(st.Only, target) {
+					continue
 				}
-			case "restart":
-				state = replink.Stopped
-			case "expect":
-				row, err := replink.Lookup(state, st.Event, mode)
-				require.NoError(t, err, "%s:%d", s.Name, st.Line)
-				require.Equal(t, st.State, row.To, "%s:%d: the table sends %s on %s to %s", s.Name, st.Line, state, st.Event, row.To)
-				state = st.State
-				covered[state] = true
+				switch st.Verb {
+				case "config", "reconfigure":
+					if m, ok := st.Settings["mode"]; ok {
+						var err error
+						mode, err = replink.ParseMode(m)
+						require.NoError(t, err)
+					}
+				case "restart":
+					state = replink.Stopped
+				case "expect":
+					for _, ev := range st.Events {
+						row, err := replink.Lookup(state, ev, mode)
+						require.NoError(t, err, "%s:%d (%s)", s.Name, st.Line, target)
+						require.Equal(t, st.State, row.To, "%s:%d (%s): the table sends %s on %s to %s", s.Name, st.Line, target, state, ev, row.To)
+					}
+					state = st.State
+					covered[state] = true
+				}
 			}
 		}
 	}
@@ -102,5 +110,34 @@ func TestSixCasesHaveScenarios(t *testing.T) {
 		m, err := filepath.Glob(filepath.Join(dir, "case"+string(rune('0'+c))+"-*.txt"))
 		require.NoError(t, err)
 		require.NotEmpty(t, m, "case %d of the design mail has no scenario", c)
+	}
+}
+
+// A step qualified with another target does not run; one qualified with
+// this target's name does, like an unqualified one.
+func TestQualifiedStepsRunOnlyOnTheirTarget(t *testing.T) {
+	for _, tc := range []struct {
+		name, script string
+		fails        bool
+	}{
+		{"other target's wrong expectation is skipped", "[slapd 389ds] expect Stopped on stop within 0s\n", false},
+		{"own wrong expectation fails", "[sim] expect Stopped on stop within 0s\n", true},
+		{"own right expectation passes", "[389ds sim] expect Refreshing on connected within 50ms\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				text := "start\nexpect Connecting on start within 0s\n" + tc.script
+				s, err := conformance.Parse("q.txt", strings.NewReader(text))
+				require.NoError(t, err)
+				opts := conformance.Options{MachineOptions: []fsm.Option{fsm.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}}
+				res, err := conformance.Run(context.Background(), s, sim.NewTarget(3), opts)
+				require.NoError(t, err)
+				if tc.fails {
+					require.Error(t, res.Err())
+					return
+				}
+				require.NoError(t, res.Err())
+			})
+		})
 	}
 }

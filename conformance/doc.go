@@ -17,4 +17,11 @@
 // both. "within" counts from the start of the previous action (a fault is
 // timed from the moment it is injected), from the end of a wait or check,
 // or from the previous expected transition.
+//
+// A step may be qualified with the targets it runs against, for a provider
+// that behaves otherwise; the comment above it says how. An expectation may
+// name alternative events when the provider races with the link's timers:
+//
+//	[sim slapd] expect Polling on connection-closed within 50ms
+//	[389ds] expect Polling on keepalive-miss|connection-closed within 2.2s
 package conformance

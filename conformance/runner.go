@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,9 +69,16 @@ func Run(ctx context.Context, s *Script, t Target, o Options) (*Result, error) {
 	}
 	defer r.closeMachine()
 	r.ref = time.Now()
+	name := ""
+	if n, ok := t.(interface{ Name() string }); ok {
+		name = n.Name()
+	}
 	for _, st := range s.Steps {
 		if err := ctx.Err(); err != nil {
 			return r.res, err
+		}
+		if len(st.Only) > 0 && !slices.Contains(st.Only, name) {
+			continue // for another provider
 		}
 		if o.Trace != nil && st.Verb != "expect" {
 			o.Trace(st.Line, strings.Join(append([]string{st.Verb}, st.Args...), " "), nil)
@@ -252,14 +260,14 @@ func (r *runner) expect(ctx context.Context, st Step) {
 	}
 	tr, ok := r.next(ctx, wait)
 	if !ok {
-		r.fail(st, "want %s on %s within %v: no transition", st.State, st.Event, st.Duration)
+		r.fail(st, "want %s on %s within %v: no transition", st.State, st.Args[2], st.Duration)
 		r.out[st.Line-1] = fmt.Sprintf("# no transition within %v (was: %s)", wait, strings.Join(append([]string{st.Verb}, st.Args...), " "))
 		r.ref = time.Now()
 		return
 	}
 	elapsed := tr.Time.Sub(r.ref)
 	r.ref = tr.Time
-	if tr.To == st.State && tr.Event == st.Event && elapsed <= limit {
+	if tr.To == st.State && slices.Contains(st.Events, tr.Event) && elapsed <= limit {
 		r.res.Measured = append(r.res.Measured, Measurement{Line: st.Line, Step: strings.Join(st.Args, " "), After: r.prev, Elapsed: elapsed})
 		return
 	}
@@ -267,7 +275,7 @@ func (r *runner) expect(ctx context.Context, st Step) {
 	if tr.Cause != nil {
 		cause = " (" + tr.Cause.Error() + ")"
 	}
-	r.fail(st, "want %s on %s within %v, got %s on %s after %v%s", st.State, st.Event, st.Duration, tr.To, tr.Event, elapsed, cause)
+	r.fail(st, "want %s on %s within %v, got %s on %s after %v%s", st.State, st.Args[2], st.Duration, tr.To, tr.Event, elapsed, cause)
 	within := st.Duration
 	if elapsed > within {
 		within = elapsed.Round(100 * time.Millisecond)
@@ -275,7 +283,15 @@ func (r *runner) expect(ctx context.Context, st Step) {
 			within += 100 * time.Millisecond
 		}
 	}
-	r.out[st.Line-1] = fmt.Sprintf("expect %s on %s within %v", tr.To, tr.Event, within)
+	r.out[st.Line-1] = qualifier(st) + fmt.Sprintf("expect %s on %s within %v", tr.To, tr.Event, within)
+}
+
+// qualifier is the [NAME ...] a rewritten line keeps.
+func qualifier(st Step) string {
+	if len(st.Only) == 0 {
+		return ""
+	}
+	return "[" + strings.Join(st.Only, " ") + "] "
 }
 
 func (r *runner) quiet(ctx context.Context, st Step) {

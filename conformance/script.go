@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,8 +29,12 @@ type Step struct {
 	Args []string
 
 	// Parsed forms, by verb.
-	State    replink.State // expect, state
-	Event    replink.Event // expect
+	State  replink.State // expect, state
+	Event  replink.Event // expect: the first of Events
+	Events []replink.Event
+	// Only names the targets the step runs against ([slapd 389ds] before
+	// the verb), for a provider that behaves otherwise; empty means all.
+	Only     []string
 	Duration time.Duration // expect (within), wait, quiet, fault's optional argument
 	N        int           // write, delete
 	Settings map[string]string
@@ -68,7 +73,12 @@ func Parse(name string, r io.Reader) (*Script, error) {
 		if text == "" {
 			continue
 		}
+		only, text, err := parseOnly(text)
+		if err != nil {
+			return nil, &SyntaxError{File: name, Line: n, Msg: err.Error()}
+		}
 		st, err := parseStep(text)
+		st.Only = only
 		if err != nil {
 			return nil, &SyntaxError{File: name, Line: n, Msg: err.Error()}
 		}
@@ -136,14 +146,49 @@ func parseStep(text string) (Step, error) {
 		if st.State, err = replink.ParseState(args[0]); err != nil {
 			return st, err
 		}
-		if st.Event, err = replink.ParseEvent(args[2]); err != nil {
-			return st, err
+		// EVENT|EVENT: either is right, for a provider whose behaviour
+		// races with our timers (389-ds closes its sockets about as late as
+		// a keepalive notices it silent).
+		for _, name := range strings.Split(args[2], "|") {
+			ev, err := replink.ParseEvent(name)
+			if err != nil {
+				return st, err
+			}
+			st.Events = append(st.Events, ev)
 		}
+		st.Event = st.Events[0]
 		st.Duration, err = parseDuration(args[4])
 	default:
 		err = fmt.Errorf("unknown step %q", st.Verb)
 	}
 	return st, err
+}
+
+// Targets are the names a step may be qualified with.
+var Targets = []string{"sim", "slapd", "389ds"}
+
+// parseOnly splits a leading [NAME ...] qualifier off a step.
+func parseOnly(text string) (only []string, rest string, err error) {
+	if !strings.HasPrefix(text, "[") {
+		return nil, text, nil
+	}
+	list, rest, ok := strings.Cut(text[1:], "]")
+	if !ok {
+		return nil, "", fmt.Errorf("qualifier without ]")
+	}
+	for _, name := range strings.Fields(list) {
+		if !slices.Contains(Targets, name) {
+			return nil, "", fmt.Errorf("unknown target %q in qualifier (want one of %s)", name, strings.Join(Targets, ", "))
+		}
+		only = append(only, name)
+	}
+	if len(only) == 0 {
+		return nil, "", fmt.Errorf("empty qualifier")
+	}
+	if rest = strings.TrimSpace(rest); rest == "" {
+		return nil, "", fmt.Errorf("qualifier without a step")
+	}
+	return only, rest, nil
 }
 
 func parseDuration(s string) (time.Duration, error) {

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/replink/replink"
 )
 
 func TestParseErrorsNameFileAndLine(t *testing.T) {
@@ -20,6 +22,11 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 		{"bad mode", "config mode=sometimes", "bad.txt:1: setting mode"},
 		{"zero count", "write 0", "bad.txt:1: count must be positive"},
 		{"check what", "check everything", "bad.txt:1: usage: check in-sync"},
+		{"unknown target", "[openldap] start", `bad.txt:1: unknown target "openldap"`},
+		{"empty qualifier", "[] start", "bad.txt:1: empty qualifier"},
+		{"unclosed qualifier", "[slapd start", "bad.txt:1: qualifier without ]"},
+		{"qualifier alone", "[389ds]", "bad.txt:1: qualifier without a step"},
+		{"unknown alternative", "expect Polling on keepalive-miss|explode within 1s", "bad.txt:1: replink: unknown event"},
 		{"line too long", "start\n# " + strings.Repeat("x", 70000), "bad.txt:2: line longer than 64 KiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -38,4 +45,15 @@ func TestParseKeepsLinesAndComments(t *testing.T) {
 	require.Len(t, s.Lines, 4)
 	require.Len(t, s.Steps, 2)
 	require.Equal(t, 4, s.Steps[1].Line)
+}
+
+func TestParseQualifiersAndAlternatives(t *testing.T) {
+	s, err := Parse("ok.txt", strings.NewReader("start\n[sim slapd] expect Polling on connection-closed within 50ms\n[389ds] expect Polling on keepalive-miss|connection-closed within 2.2s\n"))
+	require.NoError(t, err)
+	require.Len(t, s.Steps, 3)
+	require.Empty(t, s.Steps[0].Only)
+	require.Equal(t, []string{"sim", "slapd"}, s.Steps[1].Only)
+	require.Equal(t, []string{"389ds"}, s.Steps[2].Only)
+	require.Equal(t, []replink.Event{replink.KeepaliveMiss, replink.ConnectionClosed}, s.Steps[2].Events)
+	require.Equal(t, replink.KeepaliveMiss, s.Steps[2].Event)
 }

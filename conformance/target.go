@@ -8,7 +8,9 @@ import (
 
 // Target is what a script runs against: a provider with its network, and the
 // consumer-side store that survives a consumer restart. sim.Target is the
-// simulated one; ldapadapter's tests provide a real slapd.
+// simulated one; internal/realtarget runs a real slapd or 389-ds. A Target
+// with a Name() string method (one of Targets) runs the steps qualified
+// with its name, and skips those qualified with others only.
 type Target interface {
 	// Adapter returns the adapter a new consumer process uses.
 	Adapter() fsm.Adapter

@@ -12,6 +12,7 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
+	"github.com/google/uuid"
 
 	"github.com/replink/replink"
 	"github.com/replink/replink/fsm"
@@ -59,10 +60,14 @@ func (a *Adapter) Connect(ctx context.Context, sink fsm.Sink) fsm.Conn {
 type conn struct {
 	cfg     *Config
 	a       *Adapter
-	turn    int64  // the adapter's turn when this connection was made
-	url     string // the provider this connection is to
-	digest  string // of the content (base, scope, filter, attributes)
-	binding string // digest and the base entry's entryUUID, once known; guarded by mu
+	turn    int64   // the adapter's turn when this connection was made
+	url     string  // the provider this connection is to
+	digest  string  // of the content (base, scope, filter, attributes)
+	binding string  // digest and the base entry's entryUUID, once known; guarded by mu
+	dialect dialect // what the provider does that RFC 4533 does not say
+	// baseID is the base entry's UUID as the sync protocol names it, or
+	// zero: set at connect, adopted from a reload, read by one session at a time.
+	baseID  uuid.UUID
 	st      *linkState
 	handler Handler
 	sink    fsm.Sink
@@ -161,18 +166,27 @@ func (c *conn) connect() {
 		c.failConnect("bind", err)
 		return
 	}
-	// The base check also reads the base entry's entryUUID: the cookie is
+	// The root DSE says which implementation this is; a server that hides
+	// it is taken at RFC 4533's word.
+	if res, err := lc.Search(vendorRequest()); err == nil && len(res.Entries) == 1 {
+		c.dialect = dialectOf(res.Entries[0])
+	} else if f := c.tap.failure(); f != nil {
+		c.failConnect("root DSE", err)
+		return
+	}
+	// The base check also reads the base entry's identity: the cookie is
 	// bound to it, because a base replaced while no persistent search was
 	// open (so no e-syncRefreshRequired) is answered from the old cookie
 	// without the deletion of anything under the old base.
-	base := ldap.NewSearchRequest(c.cfg.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false, "(objectClass=*)", []string{"entryUUID"}, nil)
-	res, err := lc.Search(base)
+	res, err := lc.Search(baseRequest(c.cfg.BaseDN))
 	if err != nil {
 		c.failConnect("base "+c.cfg.BaseDN, err)
 		return
 	}
 	if len(res.Entries) == 1 {
-		if id := res.Entries[0].GetAttributeValue("entryUUID"); id != "" {
+		id, syncID := baseIdentity(res.Entries[0])
+		c.baseID = syncID
+		if id != "" {
 			c.mu.Lock()
 			c.binding = c.digest + " " + id
 			c.mu.Unlock()

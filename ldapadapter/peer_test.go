@@ -22,6 +22,10 @@ type peer struct {
 	onSync func(p *peer, id int64, cookie []byte)
 	syncs  int
 	done   chan struct{}
+	// vendor is the root DSE's vendorName, or none; base is the base
+	// entry's nsUniqueId (389-ds style) or entryUUID, by vendor, or none.
+	vendor string
+	base   uuid.UUID
 }
 
 func newPeer(t *testing.T) (*peer, func(context.Context, string, string) (net.Conn, error)) {
@@ -63,6 +67,17 @@ func (p *peer) serve(c net.Conn) {
 			p.write(result(id, 1, 0))
 		case 3: // search: base check, or the sync search
 			if len(pkt.Children) < 3 {
+				p.mu.Lock()
+				vendor, base := p.vendor, p.base
+				p.mu.Unlock()
+				switch dn, _ := op.Children[0].Value.(string); {
+				case dn == "" && vendor != "":
+					p.write(plainEntry(id, "", "vendorName", vendor))
+				case dn != "" && base != uuid.Nil && vendor == "389 Project":
+					p.write(plainEntry(id, dn, "nsUniqueId", nsUniqueID(base)))
+				case dn != "" && base != uuid.Nil:
+					p.write(plainEntry(id, dn, "entryUUID", base.String()))
+				}
 				p.write(result(id, 5, 0))
 				continue
 			}
@@ -141,6 +156,21 @@ func result(id int64, op ber.Tag, code int64, controls ...*ber.Packet) []byte {
 	r.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", ""))
 	r.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", ""))
 	return envelope(id, r, controls...)
+}
+
+// plainEntry is a SearchResultEntry with one attribute and no control.
+func plainEntry(id int64, dn, attr, value string) []byte {
+	e := ber.Encode(ber.ClassApplication, ber.TypeConstructed, 4, nil, "")
+	e.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, dn, ""))
+	attrs := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
+	a := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
+	a.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, attr, ""))
+	vals := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSet, nil, "")
+	vals.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, value, ""))
+	a.AppendChild(vals)
+	attrs.AppendChild(a)
+	e.AppendChild(attrs)
+	return envelope(id, e)
 }
 
 // syncEntry is a SearchResultEntry carrying a sync state control.

@@ -105,18 +105,58 @@ func (s *session) run(ctx context.Context, t *tap) (replink.Event, error) {
 				return replink.Exception, protocolErrorf("entry %q without a sync state control", m.entry.DN)
 			}
 			if err := s.entry(ctx, m.entry, m.state); err != nil {
-				return replink.Exception, err
+				return failure(err)
 			}
 		case opIntermediate:
 			if m.info != nil {
 				if err := s.info(ctx, m.info); err != nil {
-					return replink.Exception, err
+					return failure(err)
 				}
 			}
 		case opSearchDone:
 			return s.searchDone(ctx, m, mode)
 		}
 	}
+}
+
+// failure maps what stopped a message to the event it means: a base seen
+// replaced asks for a reload, like e-syncRefreshRequired; anything else is
+// an exception.
+func failure(err error) (replink.Event, error) {
+	if errors.Is(err, ErrBaseReplaced) {
+		return replink.RefreshRequired, err
+	}
+	return replink.Exception, err
+}
+
+// presentPhaseEnds reports whether the end of a refreshOnly refresh, with
+// its Sync Done's refreshDeletes, licenses a prune: RFC 4533 says so when
+// refreshDeletes is FALSE, unless the refresh was a delete phase, or came
+// from a provider whose incremental refreshes name only what changed.
+func (s *session) presentPhaseEnds(refreshDeletes bool) bool {
+	if refreshDeletes || s.deleting {
+		return false
+	}
+	return s.reload || !s.c.dialect.changesOnly
+}
+
+// checkBase stops the session when the search base itself is deleted or
+// replaced by another entry: see ErrBaseReplaced. During a reload the base
+// entry's UUID is adopted instead, since a reload names the present base.
+func (s *session) checkBase(id uuid.UUID, dn string, deleted bool) error {
+	base := s.c.baseID
+	switch {
+	case deleted && id == base && base != uuid.Nil:
+		return fmt.Errorf("%w: entry %s deleted or moved away", ErrBaseReplaced, id)
+	case deleted || !strings.EqualFold(dn, s.c.cfg.BaseDN):
+		return nil
+	case s.reload && !s.refreshd, base == uuid.Nil:
+		s.c.baseID = id
+		return nil
+	case id != base:
+		return fmt.Errorf("%w: %s is now entry %s, was %s", ErrBaseReplaced, dn, id, base)
+	}
+	return nil
 }
 
 // searchDone handles the end of the search: a failure to classify, or the
@@ -142,7 +182,7 @@ func (s *session) searchDone(ctx context.Context, m syncMessage, mode ldap.Contr
 	}
 	if mode == ldap.SyncRequestModeRefreshOnly {
 		if !s.refreshd { // SearchResultDone without a sync done control
-			if err := s.endRefresh(ctx, nil, !s.deleting); err != nil {
+			if err := s.endRefresh(ctx, nil, s.presentPhaseEnds(false)); err != nil {
 				return replink.Exception, err
 			}
 		}
@@ -243,9 +283,15 @@ func (s *session) entry(ctx context.Context, e *ldap.Entry, st *ldap.ControlSync
 		s.present = s.present || !s.refreshd
 		return s.note(ctx, st.Cookie, false)
 	case ldap.SyncStateAdd, ldap.SyncStateModify:
+		if err := s.checkBase(st.EntryUUID, e.DN, false); err != nil {
+			return err
+		}
 		s.see(st.EntryUUID)
 		ch = Change{Op: Upsert, UUID: st.EntryUUID, DN: e.DN, Entry: e}
 	case ldap.SyncStateDelete:
+		if err := s.checkBase(st.EntryUUID, e.DN, true); err != nil {
+			return err
+		}
 		s.deleting = s.deleting || !s.refreshd
 		ch = Change{Op: Delete, UUID: st.EntryUUID, DN: e.DN}
 	default:
@@ -284,6 +330,9 @@ func (s *session) info(ctx context.Context, si *ldap.ControlSyncInfo) error {
 		}
 		s.deleting = s.deleting || !s.refreshd
 		for _, id := range si.SyncIdSet.SyncUUIDs {
+			if err := s.checkBase(id, "", true); err != nil {
+				return err
+			}
 			if err := s.apply(ctx, Change{Op: Delete, UUID: id}, nil); err != nil {
 				return err
 			}
@@ -302,7 +351,7 @@ func (s *session) syncDone(ctx context.Context, ctl *ldap.ControlSyncDone, mode 
 	if s.refreshd && mode == ldap.SyncRequestModeRefreshAndPersist {
 		return s.note(ctx, ctl.Cookie, true)
 	}
-	return s.endRefresh(ctx, ctl.Cookie, !ctl.RefreshDeletes && !s.deleting)
+	return s.endRefresh(ctx, ctl.Cookie, s.presentPhaseEnds(ctl.RefreshDeletes))
 }
 
 // endRefresh finishes a refresh: present-phase deletions, a forced cookie

@@ -13,6 +13,7 @@ import (
 
 	"github.com/replink/replink/conformance"
 	"github.com/replink/replink/fsm"
+	"github.com/replink/replink/internal/dstest"
 	"github.com/replink/replink/internal/realtarget"
 	"github.com/replink/replink/internal/slapdtest"
 )
@@ -28,6 +29,21 @@ func TestScenariosAgainstSlapd(t *testing.T) {
 		t.Skip("real-time scenarios against slapd: not in -short")
 	}
 	slapdtest.Require(t)
+	runScenarios(t, realtarget.Slapd)
+}
+
+// TestScenariosAgainst389ds runs the same scenarios against a real 389
+// Directory Server (Content Synchronization plugin). Where 389-ds behaves
+// otherwise, the scenario says so on lines qualified [389ds].
+func TestScenariosAgainst389ds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time scenarios against 389-ds: not in -short")
+	}
+	dstest.Require(t)
+	runScenarios(t, realtarget.DS389)
+}
+
+func runScenarios(t *testing.T, kind realtarget.Kind) {
 	files, err := filepath.Glob("../testdata/conformance/*.txt")
 	require.NoError(t, err)
 	for _, f := range files {
@@ -40,7 +56,7 @@ func TestScenariosAgainstSlapd(t *testing.T) {
 			if halfOpen {
 				slapdtest.RequireNetns(t)
 			}
-			target := realtarget.New(t, halfOpen)
+			target := realtarget.New(t, kind, halfOpen)
 			res, err := conformance.Run(t.Context(), s, target, conformance.Options{
 				Slack:    250 * time.Millisecond,
 				MaxQuiet: realTimeQuiet,

@@ -50,8 +50,17 @@ func startWire(t *testing.T, onSync func(*peer, int64, []byte), h ldapadapter.Ha
 
 // startWireWith is startWire with the machine configured by cfg.
 func startWireWith(t *testing.T, cfg fsm.Config, onSync func(*peer, int64, []byte), h ldapadapter.Handler, edit ...func(*ldapadapter.Config)) *wireCase {
+	return startWirePeer(t, cfg, nil, onSync, h, edit...)
+}
+
+// startWirePeer is startWireWith with the peer set up by setup first: its
+// vendor and base entry, which the adapter reads at connect.
+func startWirePeer(t *testing.T, cfg fsm.Config, setup func(*peer), onSync func(*peer, int64, []byte), h ldapadapter.Handler, edit ...func(*ldapadapter.Config)) *wireCase {
 	p, dial := newPeer(t)
 	p.onSync = onSync
+	if setup != nil {
+		setup(p)
+	}
 	if h == nil {
 		h = ldapadapter.NewMemoryStore()
 	}

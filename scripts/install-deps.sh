@@ -2,8 +2,14 @@
 # Installs what replink's demo and tests need on Debian: slapd and ldap-utils
 # (the tests start their own slapd; the system service is never started),
 # graphviz (diagrams), iproute2 (network namespaces for the half-open test).
+# With the argument "test" it adds 389-ds-base, the second provider the
+# tests run the scenarios against (they create their own instances with
+# dscreate under a private prefix; no system instance is created).
 set -euo pipefail
 need=()
+if [ "${1:-}" = test ]; then
+	command -v ns-slapd >/dev/null || [ -x /usr/sbin/ns-slapd ] || need+=(389-ds-base)
+fi
 command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v ldapsearch >/dev/null || need+=(ldap-utils)
 command -v dot >/dev/null || need+=(graphviz)

@@ -27,6 +27,9 @@ func (t *Target) Adapter() fsm.Adapter {
 	return t.cur
 }
 
+// Name is "sim", for scenario lines qualified with a target.
+func (t *Target) Name() string { return "sim" }
+
 // Fault injects a named fault into the provider or the network.
 func (t *Target) Fault(name string, arg time.Duration) error { return t.P.Fault(name, arg) }
 

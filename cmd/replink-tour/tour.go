@@ -14,6 +14,7 @@ import (
 
 	"github.com/replink/replink/conformance"
 	"github.com/replink/replink/fsm"
+	"github.com/replink/replink/internal/dstest"
 	"github.com/replink/replink/internal/realtarget"
 	"github.com/replink/replink/internal/slapdtest"
 )
@@ -24,11 +25,22 @@ func tour(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tour", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	pattern := fs.String("scenarios", "testdata/conformance/case*.txt", "scenario files to run")
+	provider := fs.String("provider", "slapd", "provider to run them against: slapd (OpenLDAP) or 389ds")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if slapdtest.Binary() == "" {
-		return errors.New("slapd is not installed: apt-get install slapd ldap-utils (the tour starts its own slapd; the system service is not used)")
+	kind := realtarget.Kind(*provider)
+	switch kind {
+	case realtarget.Slapd:
+		if slapdtest.Binary() == "" {
+			return errors.New("slapd is not installed: apt-get install slapd ldap-utils (the tour starts its own slapd; the system service is not used)")
+		}
+	case realtarget.DS389:
+		if ns, dc := dstest.Binaries(); ns == "" || dc == "" {
+			return errors.New("389-ds is not installed: apt-get install 389-ds-base (the tour creates its own instance; no system instance is used)")
+		}
+	default:
+		return fmt.Errorf("-provider %q: want slapd or 389ds", *provider)
 	}
 	files, err := filepath.Glob(*pattern)
 	switch {
@@ -40,7 +52,7 @@ func tour(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var rows []row
 	failed := 0
 	for _, f := range files {
-		r, err := tourOne(ctx, f, stdout)
+		r, err := tourOne(ctx, f, kind, stdout)
 		if err != nil {
 			fmt.Fprintf(stdout, "  %s: %v\n", filepath.Base(f), err)
 			if !errors.Is(err, errSkipped) {
@@ -50,7 +62,7 @@ func tour(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		rows = append(rows, r...)
 	}
-	fmt.Fprintln(stdout, "\nTime from each fault (or admin action) to the state it leads to, real slapd, real time:")
+	fmt.Fprintf(stdout, "\nTime from each fault (or admin action) to the state it leads to, real %s, real time:\n", kind)
 	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tafter\tdetected as\tbound\tmeasured")
 	for _, r := range rows {
@@ -70,7 +82,7 @@ type row struct {
 
 var errSkipped = slapdtest.ErrSkipped
 
-func tourOne(ctx context.Context, file string, stdout io.Writer) (rows []row, err error) {
+func tourOne(ctx context.Context, file string, kind realtarget.Kind, stdout io.Writer) (rows []row, err error) {
 	s, err := conformance.ParseFile(file)
 	if err != nil {
 		return nil, err
@@ -78,15 +90,15 @@ func tourOne(ctx context.Context, file string, stdout io.Writer) (rows []row, er
 	name := strings.TrimSuffix(filepath.Base(file), ".txt")
 	tb := &slapdtest.Harness{}
 	defer tb.Close()
-	if herr := tb.Run(func() { rows, err = tourScenario(ctx, s, tb, name, stdout) }); herr != nil {
+	if herr := tb.Run(func() { rows, err = tourScenario(ctx, s, tb, kind, name, stdout) }); herr != nil {
 		return nil, herr
 	}
 	return rows, err
 }
 
-func tourScenario(ctx context.Context, s *conformance.Script, tb *slapdtest.Harness, name string, stdout io.Writer) (rows []row, err error) {
-	fmt.Fprintf(stdout, "\n== %s\n", name)
-	target := realtarget.New(tb, strings.Contains(name, "half-open"))
+func tourScenario(ctx context.Context, s *conformance.Script, tb *slapdtest.Harness, kind realtarget.Kind, name string, stdout io.Writer) (rows []row, err error) {
+	fmt.Fprintf(stdout, "\n== %s (%s)\n", name, kind)
+	target := realtarget.New(tb, kind, strings.Contains(name, "half-open"))
 	start := time.Now()
 	res, err := conformance.Run(ctx, s, target, conformance.Options{
 		Slack:          250 * time.Millisecond,

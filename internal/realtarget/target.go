@@ -1,7 +1,7 @@
-// Package realtarget runs conformance scenarios against a real slapd: each
-// abstract fault of a script is mapped to the real one (a signal, a proxy
-// action, a vanishing network namespace), the consumer's copy is a
-// MemoryStore and its cookie a file.
+// Package realtarget runs conformance scenarios against a real provider,
+// OpenLDAP's slapd or 389-ds: each abstract fault of a script is mapped to
+// the real one (a signal, a proxy action, a vanishing network namespace),
+// the consumer's copy is a MemoryStore and its cookie a file.
 package realtarget
 
 import (
@@ -18,21 +18,50 @@ import (
 	"time"
 
 	"github.com/replink/replink/fsm"
+	"github.com/replink/replink/internal/dstest"
 	"github.com/replink/replink/internal/slapdtest"
 	"github.com/replink/replink/ldapadapter"
 )
 
 // ErrUnsupported marks a fault this target cannot inject for real.
-var ErrUnsupported = errors.New("fault not available against a real slapd")
+var ErrUnsupported = errors.New("fault not available against a real provider")
 
-// Target runs conformance scripts against a real slapd behind a fault
+// Kind names a provider implementation; scenario lines qualified with it
+// run only against it.
+type Kind string
+
+// The providers a Target can run.
+const (
+	Slapd Kind = "slapd" // OpenLDAP slapd with syncprov
+	DS389 Kind = "389ds" // 389 Directory Server with Content Synchronization
+)
+
+// Provider is what a Target needs of a real server: both slapdtest.Server
+// and dstest.Server are one.
+type Provider interface {
+	slapdtest.Directory
+	slapdtest.Process
+	Addr() string
+	URL() string
+	Pause()
+	Resume()
+	Stop()
+	Write(n int) error
+	Delete(n int) error
+	SetReplicatorPassword(pw string) error
+	ReplaceBase() error
+	Snapshot(ctx context.Context, base string) (map[string]map[string][]string, error)
+}
+
+// Target runs conformance scripts against a real provider behind a fault
 // proxy, with a MemoryStore as the consumer's copy of ou=people and a
 // cookie file. The consumer syncs ou=people rather than the suffix so that
 // the provider can be made to demand a full refresh for real, by replacing
 // that base.
 type Target struct {
 	t       slapdtest.TB
-	srv     *slapdtest.Server
+	kind    Kind
+	srv     Provider
 	proxy   *slapdtest.Proxy
 	ns      *slapdtest.Netns // half-open scenarios only
 	store   *failingStore
@@ -40,13 +69,27 @@ type Target struct {
 	proc    *crashableCookies
 }
 
-func New(t slapdtest.TB, halfOpen bool) *Target {
-	st := &Target{t: t, store: &failingStore{MemoryStore: ldapadapter.NewMemoryStore()}, cookies: filepath.Join(t.TempDir(), "cookie")}
+// New starts a provider of the given kind with 20 changes written: inside
+// a network namespace of its own when halfOpen (it can vanish), else on
+// loopback behind a fault proxy.
+func New(t slapdtest.TB, kind Kind, halfOpen bool) *Target {
+	st := &Target{t: t, kind: kind, store: &failingStore{MemoryStore: ldapadapter.NewMemoryStore()}, cookies: filepath.Join(t.TempDir(), "cookie")}
 	if halfOpen {
 		st.ns = slapdtest.NewNetns(t)
+	}
+	switch {
+	case kind == Slapd && halfOpen:
 		st.srv = slapdtest.Start(t, st.ns.Place)
-	} else {
+	case kind == Slapd:
 		st.srv = slapdtest.Start(t)
+	case kind == DS389 && halfOpen:
+		st.srv = dstest.Start(t, dstest.InNetns(st.ns))
+	case kind == DS389:
+		st.srv = dstest.Start(t)
+	default:
+		t.Fatalf("realtarget: unknown provider kind %q", kind)
+	}
+	if !halfOpen {
 		st.proxy = slapdtest.NewProxy(t, st.srv.Addr())
 	}
 	if err := st.srv.Write(20); err != nil {
@@ -54,6 +97,9 @@ func New(t slapdtest.TB, halfOpen bool) *Target {
 	}
 	return st
 }
+
+// Name is the provider kind, for scenario lines qualified with one.
+func (st *Target) Name() string { return string(st.kind) }
 
 func (st *Target) url() string {
 	if st.proxy != nil {

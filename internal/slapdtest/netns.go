@@ -101,12 +101,25 @@ func (n *Netns) down() {
 func (n *Netns) Place(s *Server) {
 	s.Host = n.nsIP
 	s.Port = 389
-	s.Exec = []string{"ip", "netns", "exec", n.name}
+	s.Exec = n.Exec()
+}
+
+// IP is the provider host's address, inside the namespace.
+func (n *Netns) IP() string { return n.nsIP }
+
+// Exec is the command prefix that runs a program inside the namespace.
+func (n *Netns) Exec() []string { return []string{"ip", "netns", "exec", n.name} }
+
+// Process is a provider process Vanish and Return can end and start: a
+// slapd, or a 389-ds from package dstest.
+type Process interface {
+	Kill()
+	Launch()
 }
 
 // Vanish cuts the link first, then kills the provider: its FIN goes nowhere,
 // and the consumer's socket is left half-open.
-func (n *Netns) Vanish(s *Server) {
+func (n *Netns) Vanish(s Process) {
 	n.run("link", "del", n.vethHost)
 	s.Kill()
 	n.run("netns", "del", n.name)
@@ -114,7 +127,7 @@ func (n *Netns) Vanish(s *Server) {
 
 // Return builds a fresh host at the same address and starts the provider
 // there on its old data.
-func (n *Netns) Return(s *Server) {
+func (n *Netns) Return(s Process) {
 	n.up()
 	s.Launch()
 }

@@ -19,7 +19,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -99,8 +98,7 @@ type Server struct {
 	// member that takes everything from its peer.
 	Empty bool
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	Proc
 }
 
 // Start writes a configuration, loads the base entries and starts slapd on
@@ -273,9 +271,7 @@ func (s *Server) Launch() {
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	s.mu.Lock()
-	s.cmd = cmd
-	s.mu.Unlock()
+	s.Started(cmd)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		c, err := ldap.DialURL(s.URL(), ldap.DialWithDialer(&net.Dialer{Timeout: time.Second}))
@@ -293,74 +289,25 @@ func (s *Server) Launch() {
 	}
 }
 
-// Pid is the running slapd's process id, or 0.
-func (s *Server) Pid() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
-
-func (s *Server) signal(sig syscall.Signal) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Signal(sig)
-	}
-}
-
-// Pause stops the process (SIGSTOP): sockets stay open, nothing answers.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
-
-// Resume continues a paused process (SIGCONT).
-func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
-
 // Stop shuts slapd down cleanly (SIGTERM) and waits, killing it after 10s.
-func (s *Server) Stop() { s.end(syscall.SIGTERM, 10*time.Second) }
+func (s *Server) Stop() { s.End(syscall.SIGTERM, 10*time.Second) }
 
 // Kill ends slapd at once (SIGKILL) and waits for it.
-func (s *Server) Kill() { s.end(syscall.SIGKILL, 10*time.Second) }
-
-func (s *Server) end(sig syscall.Signal, wait time.Duration) {
-	s.mu.Lock()
-	cmd := s.cmd
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	cmd.Process.Signal(syscall.SIGCONT) // a paused process cannot act on SIGTERM
-	cmd.Process.Signal(sig)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(wait):
-		cmd.Process.Kill()
-		<-done
-	}
-}
+func (s *Server) Kill() { s.End(syscall.SIGKILL, 10*time.Second) }
 
 // Admin returns a connection bound as the root DN; the caller closes it.
-func (s *Server) Admin() (*ldap.Conn, error) {
-	c, err := ldap.DialURL(s.URL(), ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
-	if err != nil {
-		return nil, err
-	}
-	c.SetTimeout(10 * time.Second)
-	if err := c.Bind(AdminDN, AdminPW); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
+func (s *Server) Admin() (*ldap.Conn, error) { return Bind(s.URL(), AdminDN, AdminPW) }
 
 // Snapshot is what the replicator may read under base: DN → attribute →
 // sorted values.
 func (s *Server) Snapshot(ctx context.Context, base string) (map[string]map[string][]string, error) {
-	c, err := ldap.DialURL(s.URL(), ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
+	return SnapshotOf(ctx, s.URL(), base)
+}
+
+// SnapshotOf is what the replicator may read under base at url: DN →
+// attribute → sorted values.
+func SnapshotOf(ctx context.Context, url, base string) (map[string]map[string][]string, error) {
+	c, err := ldap.DialURL(url, ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
 	if err != nil {
 		return nil, err
 	}

@@ -10,17 +10,37 @@ import (
 
 var serial atomic.Int64
 
+// Directory is what the write helpers need of a provider, slapd or 389-ds:
+// a connection bound as a DN that may change everything.
+type Directory interface {
+	Admin() (*ldap.Conn, error)
+}
+
 // Write makes n changes as the root DN: adds, and every third change a
 // modify of an earlier entry, every fifth a rename.
-func (s *Server) Write(n int) error {
-	c, err := s.Admin()
+func (s *Server) Write(n int) error { return WriteTo(s, n) }
+
+// Delete removes the first n people, in DN order.
+func (s *Server) Delete(n int) error { return DeleteFrom(s, n) }
+
+// SetReplicatorPassword changes the replicator's password, to make the
+// provider refuse (or accept again) the consumer's credentials.
+func (s *Server) SetReplicatorPassword(pw string) error { return SetReplicatorPasswordOn(s, pw) }
+
+// ReplaceBase swaps the people subtree for a new, empty one (see ReplaceBaseOn).
+func (s *Server) ReplaceBase() error { return ReplaceBaseOn(s) }
+
+// WriteTo makes n changes on d: adds, and every third change a modify of an
+// earlier entry, every fifth a rename.
+func WriteTo(d Directory, n int) error {
+	c, err := d.Admin()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	for i := 0; i < n; i++ {
 		k := serial.Add(1)
-		dns, err := s.people(c)
+		dns, err := people(c)
 		if err != nil {
 			return err
 		}
@@ -51,14 +71,14 @@ func (s *Server) Write(n int) error {
 	return nil
 }
 
-// Delete removes the first n people, in DN order.
-func (s *Server) Delete(n int) error {
-	c, err := s.Admin()
+// DeleteFrom removes the first n people of d, in DN order.
+func DeleteFrom(d Directory, n int) error {
+	c, err := d.Admin()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	dns, err := s.people(c)
+	dns, err := people(c)
 	if err != nil {
 		return err
 	}
@@ -73,7 +93,7 @@ func (s *Server) Delete(n int) error {
 	return nil
 }
 
-func (s *Server) people(c *ldap.Conn) ([]string, error) {
+func people(c *ldap.Conn) ([]string, error) {
 	res, err := c.Search(ldap.NewSearchRequest(PeopleDN, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"1.1"}, nil))
 	if err != nil {
 		return nil, err
@@ -86,10 +106,9 @@ func (s *Server) people(c *ldap.Conn) ([]string, error) {
 	return dns, nil
 }
 
-// SetReplicatorPassword changes the replicator's password, to make the
-// provider refuse (or accept again) the consumer's credentials.
-func (s *Server) SetReplicatorPassword(pw string) error {
-	c, err := s.Admin()
+// SetReplicatorPasswordOn changes the replicator's password on d.
+func SetReplicatorPasswordOn(d Directory, pw string) error {
+	c, err := d.Admin()
 	if err != nil {
 		return err
 	}
@@ -99,14 +118,14 @@ func (s *Server) SetReplicatorPassword(pw string) error {
 	return c.Modify(req)
 }
 
-// ReplaceBase swaps the people subtree for a new, empty one: it renames
+// ReplaceBaseOn swaps the people subtree of d for a new, empty one: it renames
 // ou=people away, with everything under it, and adds a fresh ou=people.
 // syncprov notices that a persistent search's base now names another entry
 // and ends that search with e-syncRefreshRequired ("search base has
 // changed"); a consumer of ou=people must then reload it in full and delete
 // what it holds of the old one.
-func (s *Server) ReplaceBase() error {
-	c, err := s.Admin()
+func ReplaceBaseOn(d Directory) error {
+	c, err := d.Admin()
 	if err != nil {
 		return err
 	}

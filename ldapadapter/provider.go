@@ -1,0 +1,80 @@
+package ldapadapter
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/google/uuid"
+)
+
+// ErrBaseReplaced is the cause of refresh-required when the consumer, not
+// the provider, saw the search base deleted or replaced under a persistent
+// search. 389-ds does not end the search with e-syncRefreshRequired then: it
+// reports the old base entry deleted and the new one added, and never the
+// entries that left with the old base, so the copy would keep them.
+var ErrBaseReplaced = errors.New("search base entry replaced on the provider")
+
+// dialect is what a provider implementation does that RFC 4533 leaves open
+// or that departs from it, learnt from its root DSE at connect.
+type dialect struct {
+	vendor string // vendorVersion, or vendorName, for logs
+	// changesOnly: a refreshOnly refresh from a cookie names only what
+	// changed, yet ends with Sync Done refreshDeletes FALSE, which RFC 4533
+	// §3.3.1 reads as a present phase: "unchanged entries not identified
+	// as being present are deleted". Believing it deletes the copy. 389-ds
+	// (Content Synchronization) does this, and reports deletions in a
+	// syncIdSet with refreshDeletes TRUE, so its incremental refresh is a
+	// delete phase whatever its Sync Done says.
+	changesOnly bool
+}
+
+// dialectOf reads the root DSE's vendor attributes.
+func dialectOf(e *ldap.Entry) dialect {
+	if e == nil {
+		return dialect{}
+	}
+	name, version := e.GetAttributeValue("vendorName"), e.GetAttributeValue("vendorVersion")
+	d := dialect{vendor: version}
+	if d.vendor == "" {
+		d.vendor = name
+	}
+	// 389-ds and the servers built from it (Red Hat Directory Server,
+	// FreeIPA's) share the Content Synchronization plugin.
+	d.changesOnly = name == "389 Project" || strings.HasPrefix(version, "389-Directory/") ||
+		strings.HasPrefix(version, "Red Hat-Directory/")
+	return d
+}
+
+// vendorRequest reads the root DSE attributes dialectOf needs.
+func vendorRequest() *ldap.SearchRequest {
+	return ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false, "(objectClass=*)", []string{"vendorName", "vendorVersion"}, nil)
+}
+
+// baseRequest is the base check: the base entry must exist, and its
+// identity binds the cookie and lets the session see it replaced.
+func baseRequest(base string) *ldap.SearchRequest {
+	return ldap.NewSearchRequest(base, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false, "(objectClass=*)", []string{"entryUUID", "nsUniqueId"}, nil)
+}
+
+// baseIdentity returns the base entry's identity for the cookie binding
+// (its entryUUID, else its nsUniqueId) and the UUID the sync protocol
+// names it by: slapd uses entryUUID, 389-ds its nsUniqueId
+// ("66c89f0b-e97711f1-9c69cb2b-6c6f195c", the same 16 bytes grouped
+// otherwise). Either may be empty or zero when the provider hides them.
+func baseIdentity(e *ldap.Entry) (binding string, syncID uuid.UUID) {
+	entryUUID, nsUniqueID := e.GetAttributeValue("entryUUID"), e.GetAttributeValue("nsUniqueId")
+	binding = entryUUID
+	if binding == "" {
+		binding = nsUniqueID
+	}
+	for _, v := range []string{nsUniqueID, entryUUID} {
+		if id, err := uuid.Parse(hexOnly(v)); v != "" && err == nil {
+			return binding, id
+		}
+	}
+	return binding, uuid.UUID{}
+}
+
+// hexOnly drops the dashes of a UUID however they are grouped.
+func hexOnly(s string) string { return strings.ReplaceAll(s, "-", "") }
