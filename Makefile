@@ -11,9 +11,13 @@ demo: deps build
 	$(GO) run ./cmd/fsmviz -format mermaid
 	$(GO) run ./cmd/replink-tour demo -replink bin/replink
 
-# The six cases of the design mail against a real slapd, with real faults.
+# The six cases of the design mail against a real slapd, with real faults;
+# make tour PROVIDER=389ds runs them against 389 Directory Server instead.
+PROVIDER ?= slapd
 tour: deps
-	@if command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; then \
+	@if [ "$(PROVIDER)" = 389ds ]; then \
+		bash scripts/install-deps.sh test && $(GO) run ./cmd/replink-tour tour -provider 389ds; \
+	elif command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; then \
 		$(GO) run ./cmd/replink-tour tour; \
 	else \
 		echo "slapd missing: running a scenario against the simulated provider instead"; \

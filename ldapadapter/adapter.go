@@ -94,7 +94,11 @@ type conn struct {
 	// would keep what the provider no longer has.
 	uncovered bool
 	savedAt   time.Time
-	flush     *time.Timer // saves a recorded cookie once it is due
+	// stored is the provider cookie the cookie store holds, and marked
+	// whether it is stored marked ahead of the copy (see aheadMark).
+	stored []byte
+	marked bool
+	flush  *time.Timer // saves a recorded cookie once it is due
 	// fenced is set once Close has flushed the cookie or given up on the
 	// handler: from then on this connection saves nothing, so a handler it
 	// abandoned cannot move the cookie past changes it never finished.
@@ -384,6 +388,24 @@ func (c *conn) saveLocked(closing bool) error {
 	if err := c.cfg.Cookies.Save(bindCookie(c.bound(), c.cookie)); err != nil {
 		return fmt.Errorf("cookie store: %w", err)
 	}
+	c.stored, c.marked = c.cookie, false
+	return nil
+}
+
+// markAheadLocked marks the stored cookie before the first change past it
+// reaches the handler, unless the cookie store commits cookies with the
+// changes (then the copy is never ahead of it). The caller holds the gate.
+func (c *conn) markAheadLocked() error {
+	if c.marked || c.stored == nil || c.fenced.Load() {
+		return nil
+	}
+	if _, ok := c.cfg.Cookies.(TransactionalCookieStore); ok {
+		return nil
+	}
+	if err := c.cfg.Cookies.Save(markAhead(c.bound(), c.stored)); err != nil {
+		return fmt.Errorf("cookie store: %w", err)
+	}
+	c.marked = true
 	return nil
 }
 

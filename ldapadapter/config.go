@@ -67,6 +67,15 @@ type Config struct {
 	// (its change is replayed next time). Default 3s.
 	StopTimeout time.Duration
 
+	// RefreshStall ends a refresh during which the provider's sync search
+	// sent nothing for this long, while the connection stayed alive: a
+	// provider that stops a search without ending it would otherwise keep
+	// the link in Refreshing for ever (389-ds does, at the replication
+	// identity's size limit). The link fails and retries with backoff.
+	// Default 5m, long enough for a provider's slowest first answer;
+	// negative disables.
+	RefreshStall time.Duration
+
 	// DialContext, if set, opens the connection instead of a net.Dialer
 	// (through a SOCKS proxy, say); TCPKeepAlive and TCPUserTimeout are then
 	// the dialer's business. TLS and StartTLS still apply on top.
@@ -131,6 +140,9 @@ func (c *Config) withDefaults() (Config, error) {
 		if durable(d.Cookies) {
 			return d, fmt.Errorf("%w: the copy of a %T does not outlive the process, so a durable cookie store (%T) would resume a restart on an empty copy, or never delete what went away meanwhile: keep the cookie in memory (Cookies nil), or use a store that keeps its own cookie", ErrInvalidConfig, d.Handler, d.Cookies)
 		}
+	}
+	if d.RefreshStall == 0 {
+		d.RefreshStall = 5 * time.Minute
 	}
 	if d.StopTimeout <= 0 {
 		d.StopTimeout = 3 * time.Second

@@ -63,20 +63,38 @@ func bindCookie(digest string, cookie []byte) []byte {
 	return append(b, cookie...)
 }
 
+// aheadMark follows the binding when the copy may hold changes past the
+// cookie: the link writes it before the first change after a save, and a
+// save of the cookie that covers them clears it. After a crash it says the
+// copy ran ahead of the cookie, which matters with a provider that does not
+// report an entry added and deleted since the cookie (389-ds): the copy
+// would keep it.
+const aheadMark = " ahead"
+
+// markAhead is what the cookie store keeps for cookie, bound to digest,
+// while the copy may be ahead of it.
+func markAhead(digest string, cookie []byte) []byte {
+	return bindCookie(digest+aheadMark, cookie)
+}
+
 // unbindCookie returns the provider's cookie kept in stored if it was issued
-// for digest. ok is false when stored holds a cookie for other content, or
-// one written without a binding; empty stored is no cookie, and ok.
-func unbindCookie(digest string, stored []byte) (cookie []byte, ok bool) {
+// for digest, and whether it was marked ahead. ok is false when stored
+// holds a cookie for other content, or one written without a binding;
+// empty stored is no cookie, and ok.
+func unbindCookie(digest string, stored []byte) (cookie []byte, ok, ahead bool) {
 	if len(stored) == 0 {
-		return nil, true
+		return nil, true, false
 	}
 	rest, found := bytes.CutPrefix(stored, []byte(cookieMagic))
 	if !found {
-		return nil, false
+		return nil, false, false
 	}
 	d, c, found := bytes.Cut(rest, []byte{'\n'})
-	if !found || string(d) != digest {
-		return nil, false
+	if found {
+		d, ahead = bytes.CutSuffix(d, []byte(aheadMark))
 	}
-	return c, true
+	if !found || string(d) != digest {
+		return nil, false, false
+	}
+	return c, true, ahead
 }

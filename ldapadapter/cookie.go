@@ -16,6 +16,20 @@ type CookieStore interface {
 	Save(cookie []byte) error
 }
 
+// TransactionalCookieStore is a CookieStore that commits each cookie in
+// the same transaction as the changes applied before it, and keeps no
+// change its stored cookie does not cover (a commit without a cookie
+// erases the cookie), as store.Link does. With any other store the link
+// marks the stored cookie before the first change past it, so that after a
+// crash it knows the copy may be ahead of the cookie; from a provider that
+// folds an entry added and deleted since a cookie into nothing (389-ds),
+// it then reloads in full rather than keep that entry.
+type TransactionalCookieStore interface {
+	CookieStore
+	// CommitsWithChanges marks the store; it is never called.
+	CommitsWithChanges()
+}
+
 // FileCookieStore keeps the cookie in one file, replaced atomically (write a
 // temporary file, fsync, rename, fsync the directory): after a crash the
 // file holds the old cookie or the new one, never a torn one.

@@ -2,6 +2,7 @@ package ldapadapter_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -121,4 +122,114 @@ func TestWireBaseReplacedUnderPersist(t *testing.T) {
 func nsUniqueID(u uuid.UUID) string {
 	h := strings.ReplaceAll(u.String(), "-", "")
 	return h[:8] + "-" + h[8:16] + "-" + h[16:24] + "-" + h[24:]
+}
+
+// A provider that stops sending in the middle of a refresh, while it
+// still answers keepalives, would hold the link in Refreshing for ever
+// (389-ds at its size limit). After RefreshStall of silence on the sync
+// search the refresh fails and the link retries; the same silence in the
+// persist stage is normal and ends nothing.
+func TestWireRefreshStall(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		persist bool
+		want    replink.State
+	}{
+		{"silent in the refresh: fails", false, replink.Failed},
+		{"silent in the persist stage: stays", true, replink.Persisting},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := startWirePeer(t, fsm.DefaultConfig(), nil, func(p *peer, id int64, _ []byte) {
+					p.write(syncEntry(id, "cn=a,dc=t", uuid.New(), 1, ""))
+					if tc.persist {
+						p.write(refreshDeleteDone(id, "c-1"))
+					}
+				}, nil, func(c *ldapadapter.Config) { c.RefreshStall = 10 * time.Second })
+				time.Sleep(9 * time.Second)
+				require.Equal(t, map[bool]replink.State{true: replink.Persisting, false: replink.Refreshing}[tc.persist], w.machine.State())
+				time.Sleep(2 * time.Second)
+				h := w.machine.History()
+				if tc.want == replink.Failed {
+					i := slices.IndexFunc(h, func(tr fsm.Transition) bool { return tr.Event == replink.Exception })
+					require.GreaterOrEqual(t, i, 0, "no exception: %v", h)
+					require.Equal(t, replink.Failed, h[i].To)
+					require.ErrorIs(t, h[i].Cause, ldapadapter.ErrRefreshStalled)
+					return
+				}
+				last := h[len(h)-1]
+				require.Equal(t, tc.want, last.To)
+				require.Equal(t, replink.RefreshDone, last.Event)
+			})
+		})
+	}
+}
+
+// durableCopy stands for a copy that outlives the process, such as a
+// system the handler mirrors into.
+type durableCopy struct{ *ldapadapter.MemoryStore }
+
+// transactionalCookies records saves like savedCookies and claims to commit
+// them with the changes, as store.Link does.
+type transactionalCookies struct{ savedCookies }
+
+func (*transactionalCookies) CommitsWithChanges() {}
+
+// Before the first change past the stored cookie reaches the handler, the
+// link marks the stored cookie ahead; the save of the cookie covering the
+// change clears the mark. A store that commits cookies with the changes
+// gets no mark. After a crash, a marked cookie is used with a provider
+// that reports every deletion, and dropped for a reload with 389-ds, which
+// folds an entry added and deleted since the cookie into nothing.
+func TestWireCookieMarkedAheadOfTheCopy(t *testing.T) {
+	cfg := ldapadapter.Config{URL: "ldap://x", BaseDN: "dc=t", Handler: ldapadapter.NewMemoryStore()}
+	clean := func(c string) string { return string(ldapadapter.StoredCookie(cfg, c)) }
+	ahead := func(c string) string { return string(ldapadapter.StoredCookieAhead(cfg, c)) }
+
+	t.Run("mark and clear", func(t *testing.T) {
+		for _, tc := range []struct {
+			name    string
+			cookies interface {
+				ldapadapter.CookieStore
+				list() []string
+			}
+			want []string
+		}{
+			{"cookie store", &savedCookies{}, []string{clean("c-1"), ahead("c-1"), clean("c-2")}},
+			{"transactional store", &transactionalCookies{}, []string{clean("c-1"), clean("c-2")}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					startWire(t, func(p *peer, id int64, _ []byte) {
+						p.write(refreshDeleteDone(id, "c-1"))
+						time.Sleep(2 * time.Second)
+						p.write(syncEntry(id, "cn=a,dc=t", uuid.New(), 1, "c-2"))
+					}, durableCopy{ldapadapter.NewMemoryStore()}, func(c *ldapadapter.Config) { c.Cookies = tc.cookies })
+					time.Sleep(5 * time.Second)
+					require.Equal(t, tc.want, tc.cookies.list())
+				})
+			})
+		}
+	})
+
+	t.Run("restart from a marked cookie", func(t *testing.T) {
+		for _, tc := range []struct {
+			vendor string
+			sent   string
+		}{{"", "c-0"}, {"OpenLDAP Foundation", "c-0"}, {"389 Project", ""}} {
+			t.Run("vendor "+tc.vendor, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					sent := make(chan string, 1)
+					startWirePeer(t, fsm.DefaultConfig(), func(p *peer) { p.vendor = tc.vendor }, func(p *peer, id int64, cookie []byte) {
+						sent <- string(cookie)
+						p.write(refreshDeleteDone(id, "c-1"))
+					}, nil, func(c *ldapadapter.Config) {
+						c.Cookies = &ldapadapter.MemoryCookieStore{}
+						require.NoError(t, c.Cookies.Save(ldapadapter.StoredCookieAhead(*c, "c-0")))
+					})
+					require.Equal(t, tc.sent, <-sent)
+				})
+			})
+		}
+	})
 }

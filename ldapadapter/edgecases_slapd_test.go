@@ -32,12 +32,7 @@ func TestReconfigureContentAgainstSlapd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
-	l, err := ldapadapter.NewLink(narrow, fsm.WithLogger(discard))
-	require.NoError(t, err)
-	defer l.Close()
-	require.NoError(t, l.Start(ctx))
-	_, err = l.WaitFor(ctx, replink.Persisting)
-	require.NoError(t, err)
+	l := startLink(t, ctx, narrow)
 	require.Len(t, store.Snapshot(), 1)
 
 	inSync := func() error {
@@ -48,7 +43,7 @@ func TestReconfigureContentAgainstSlapd(t *testing.T) {
 		return realtarget.DiffTrees(want, store.Snapshot())
 	}
 	require.NoError(t, l.Reconfigure(ctx, wide))
-	_, err = l.WaitFor(ctx, replink.Persisting)
+	_, err := l.WaitFor(ctx, replink.Persisting)
 	require.NoError(t, err)
 	require.NoError(t, srv.Write(2))
 	require.Eventually(t, func() bool { return inSync() == nil }, 5*time.Second, 50*time.Millisecond, "wider filter: %v", inSync())
@@ -111,18 +106,13 @@ func TestBaseReplacedWhileStoppedAgainstSlapd(t *testing.T) {
 	cfg.LDAP.BaseDN = slapdtest.PeopleDN
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	l, err := ldapadapter.NewLink(cfg, fsm.WithLogger(discard))
-	require.NoError(t, err)
-	defer l.Close()
-	require.NoError(t, l.Start(ctx))
-	_, err = l.WaitFor(ctx, replink.Persisting)
-	require.NoError(t, err)
+	l := startLink(t, ctx, cfg)
 	require.NoError(t, l.Stop(ctx))
 
 	require.NoError(t, srv.ReplaceBase())
 	require.NoError(t, srv.Write(3))
 	require.NoError(t, l.Start(ctx))
-	_, err = l.WaitFor(ctx, replink.Persisting)
+	_, err := l.WaitFor(ctx, replink.Persisting)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		want, err := srv.Snapshot(ctx, slapdtest.PeopleDN)

@@ -19,3 +19,13 @@ func StoredCookieUnder(cfg Config, baseUUID, cookie string) []byte {
 	}
 	return bindCookie(contentDigest(&d)+" "+baseUUID, []byte(cookie))
 }
+
+// StoredCookieAhead is StoredCookie marked ahead: the copy may hold changes
+// past it.
+func StoredCookieAhead(cfg Config, cookie string) []byte {
+	d, err := cfg.withDefaults()
+	if err != nil {
+		panic(err)
+	}
+	return markAhead(contentDigest(&d), []byte(cookie))
+}

@@ -46,7 +46,11 @@ type Change struct {
 // Handler applies changes to one link's copy. Calls are serialized per link
 // and come in the provider's order. Apply must be idempotent: after a crash,
 // or a handler abandoned at Stop, the changes since the last saved cookie
-// are sent again. ctx ends when the link stops: a handler that honours it
+// are sent again. A provider may fold them: 389-ds does not mention an
+// entry added and deleted since the cookie, which a copy ahead of its
+// cookie would keep, so unless the cookie store commits with the copy
+// (TransactionalCookieStore) the link marks the stored cookie before the
+// first change past it, and reloads from such a provider after a crash. ctx ends when the link stops: a handler that honours it
 // lets Stop return at once; one that does not is abandoned after
 // Config.StopTimeout, and no change of that link starts after Stop began.
 type Handler interface {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
@@ -16,6 +17,10 @@ import (
 // ErrPersistEnded is the cause of connection-closed when the provider ends
 // a refreshAndPersist search with success, which it does only when leaving.
 var ErrPersistEnded = errors.New("provider ended the persistent search")
+
+// ErrRefreshStalled is the cause of the exception that ends a refresh the
+// provider stopped sending without ending it (Config.RefreshStall).
+var ErrRefreshStalled = errors.New("refresh stalled")
 
 // resultSyncRefreshRequired is e-syncRefreshRequired (RFC 4533 2.5).
 const resultSyncRefreshRequired = 4096
@@ -90,8 +95,19 @@ func (s *session) run(ctx context.Context, t *tap) (replink.Event, error) {
 		return replink.Exception, fmt.Errorf("sync search: %w", err)
 	}
 	defer t.closeStream(st)
+	var stall *time.Timer // the refresh stage only: silence in persist is normal
+	if cfg.RefreshStall > 0 {
+		stall = time.NewTimer(cfg.RefreshStall)
+		defer stall.Stop()
+	}
 	for {
-		frame, err := t.next(ctx, st)
+		if s.refreshd {
+			stall = nil
+		}
+		frame, err := t.next(ctx, st, stall, cfg.RefreshStall)
+		if errors.Is(err, errStalled) {
+			return replink.Exception, fmt.Errorf("%w: nothing from the provider's sync search for %v, though the connection is alive (389-ds stops a sync search silently at its size limit: give the replication identity nsSizeLimit, nsTimeLimit and nsLookThroughLimit of -1)", ErrRefreshStalled, cfg.RefreshStall)
+		}
 		if err != nil {
 			return 0, nil // stopping, or the connection is lost: the tap reports that
 		}
@@ -171,7 +187,7 @@ func (s *session) searchDone(ctx context.Context, m syncMessage, mode ldap.Contr
 	case ldap.IsErrorWithCode(err, ldap.LDAPResultUnwillingToPerform) && providerBehind(err):
 		return replink.Exception, fmt.Errorf("%w: %w", ErrProviderBehind, err)
 	case ldap.IsErrorAnyOf(err, ldap.LDAPResultSizeLimitExceeded, ldap.LDAPResultTimeLimitExceeded, ldap.LDAPResultAdminLimitExceeded):
-		return replink.Exception, fmt.Errorf("sync search: %w (the provider limits the replication identity's searches: give it unlimited size and time limits, as slapd's 'limits dn.exact=... size=unlimited time=unlimited')", err)
+		return replink.Exception, fmt.Errorf("sync search: %w (the provider limits the replication identity's searches: give it unlimited size and time limits: slapd's 'limits dn.exact=... size=unlimited time=unlimited', 389-ds's nsSizeLimit, nsTimeLimit and nsLookThroughLimit of -1 on its entry)", err)
 	case err != nil:
 		return replink.Exception, fmt.Errorf("sync search: %w", err)
 	}
@@ -209,16 +225,22 @@ func (s *session) loadCookie(ctx context.Context) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cookie store: %w", err)
 		}
-		cookie, ok := unbindCookie(s.c.bound(), stored)
-		if ok {
+		cookie, ok, ahead := unbindCookie(s.c.bound(), stored)
+		switch {
+		case ok && ahead && s.c.dialect.changesOnly:
+			cfg.Logger.Warn("the copy may hold changes past the stored cookie (the link stopped without saving the cookie that covers them), and this provider does not report an entry added and deleted since a cookie: reloading in full", "provider", s.c.dialect.vendor, "base", cfg.BaseDN)
+		case ok:
+			s.c.stored, s.c.marked = cookie, ahead
 			return cookie, nil
+		default:
+			cfg.Logger.Warn("stored cookie belongs to other content (base, scope, filter or attributes changed, or the base entry was replaced): reloading in full", "base", cfg.BaseDN)
 		}
-		cfg.Logger.Warn("stored cookie belongs to other content (base, scope, filter or attributes changed, or the base entry was replaced): reloading in full", "base", cfg.BaseDN)
 	}
 	s.c.cookie, s.c.cookieSet = nil, false
 	if err := cfg.Cookies.Save(nil); err != nil {
 		return nil, fmt.Errorf("cookie store: %w", err)
 	}
+	s.c.stored, s.c.marked = nil, false
 	s.c.st.reload.Store(false)
 	return nil, nil
 }
@@ -236,6 +258,9 @@ func (s *session) apply(ctx context.Context, ch Change, cookie []byte) error {
 	}
 	defer s.c.st.leave()
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.c.markAheadLocked(); err != nil {
 		return err
 	}
 	if err := s.c.handler.Apply(ctx, ch); err != nil {

@@ -2,6 +2,7 @@ package ldapadapter
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -62,10 +63,15 @@ func (t *tap) toStream(id int64, frame []byte) bool {
 	})
 }
 
+// errStalled is next's error when stall fired while nothing was queued.
+var errStalled = errors.New("stream stalled")
+
 // next returns the stream's next frame. It fails with ctx's error when the
 // session stops, and with the reason reading ended once the queue is
-// drained: the tap reports that loss itself.
-func (t *tap) next(ctx context.Context, s *stream) ([]byte, error) {
+// drained: the tap reports that loss itself. With a stall timer, waiting on
+// an empty queue for longer than d fails with errStalled; a queued frame
+// is returned without touching the timer.
+func (t *tap) next(ctx context.Context, s *stream, stall *time.Timer, d time.Duration) ([]byte, error) {
 	for {
 		t.mu.Lock()
 		if s.frames.len() > 0 {
@@ -79,10 +85,17 @@ func (t *tap) next(ctx context.Context, s *stream) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		var stalled <-chan time.Time
+		if stall != nil {
+			stall.Reset(d)
+			stalled = stall.C
+		}
 		select {
 		case <-s.data:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-stalled:
+			return nil, errStalled
 		}
 	}
 }

@@ -109,6 +109,13 @@ func (l *Link) Save(cookie []byte) error {
 	return l.commitLocked(cookie, true)
 }
 
+// CommitsWithChanges makes Link an ldapadapter.TransactionalCookieStore:
+// a cookie is committed with the changes before it, and a batch committed
+// without one erases the stored cookie, so the copy is never ahead of it.
+func (*Link) CommitsWithChanges() {}
+
+var _ ldapadapter.TransactionalCookieStore = (*Link)(nil)
+
 // commitLocked writes the pending changes, and the cookie if setCookie, in
 // one transaction. On failure the pending changes are dropped and the link
 // refuses cookies until the next Load.

@@ -98,7 +98,7 @@ var linkFields = []string{
 	"base", "scope", "filter", "attributes",
 	"mode", "refresh-interval", "connect-timeout", "keepalive", "keepalive-timeout", "inactivity",
 	"backoff-initial", "backoff-max", "backoff-multiplier", "backoff-jitter", "max-retries",
-	"stop-timeout", "commit-interval", "probe", "tcp-keepalive", "tcp-user-timeout",
+	"stop-timeout", "refresh-stall", "commit-interval", "probe", "tcp-keepalive", "tcp-user-timeout",
 	"max-message", "queue-bytes", "history", "store",
 }
 
@@ -372,15 +372,16 @@ func (s *source) link(field string, rl rawLink) *linkSpec {
 	dur("stop-timeout", &l.StopTimeout)
 	dur("commit-interval", &l.CookieFlushInterval)
 	l.Probe = str("probe")
-	kernel := func(k string, into *time.Duration) { // "off" turns a kernel timer off
+	offOr := func(k string, into *time.Duration) { // "off" turns a timer off
 		if v, ok := at(k); ok && v.text == "off" {
 			*into = -1
 			return
 		}
 		dur(k, into)
 	}
-	kernel("tcp-keepalive", &l.TCPKeepAlive)
-	kernel("tcp-user-timeout", &l.TCPUserTimeout)
+	offOr("refresh-stall", &l.RefreshStall)
+	offOr("tcp-keepalive", &l.TCPKeepAlive)
+	offOr("tcp-user-timeout", &l.TCPUserTimeout)
 	whole := func(k string, into *int) {
 		if v, ok := at(k); ok {
 			n, err := strconv.Atoi(v.text)

@@ -106,7 +106,9 @@ func (s *Server) configure() error {
 }
 
 // seed adds what slapdtest's servers hold: ou=people and the replicator,
-// who may read everything in the suffix.
+// who may read everything in the suffix, with no size, time or
+// look-through limit: 389-ds ends a search by anyone but the Directory
+// Manager after 2,000 entries (result 4), sync searches included.
 func (s *Server) seed() error {
 	c, err := s.Admin()
 	if err != nil {
@@ -119,7 +121,8 @@ func (s *Server) seed() error {
 		return fmt.Errorf("replicator aci: %w", err)
 	}
 	for _, add := range []*ldap.AddRequest{
-		entry(slapdtest.ReplicatorDN, "objectClass", "person", "cn", "replicator", "sn", "replicator", "userPassword", slapdtest.ReplicatorPW),
+		entry(slapdtest.ReplicatorDN, "objectClass", "person", "cn", "replicator", "sn", "replicator", "userPassword", slapdtest.ReplicatorPW,
+			"nsSizeLimit", "-1", "nsTimeLimit", "-1", "nsLookThroughLimit", "-1"),
 		entry(slapdtest.PeopleDN, "objectClass", "organizationalUnit", "ou", "people"),
 	} {
 		if err := c.Add(add); err != nil {

@@ -77,18 +77,7 @@ func New(t slapdtest.TB, kind Kind, halfOpen bool) *Target {
 	if halfOpen {
 		st.ns = slapdtest.NewNetns(t)
 	}
-	switch {
-	case kind == Slapd && halfOpen:
-		st.srv = slapdtest.Start(t, st.ns.Place)
-	case kind == Slapd:
-		st.srv = slapdtest.Start(t)
-	case kind == DS389 && halfOpen:
-		st.srv = dstest.Start(t, dstest.InNetns(st.ns))
-	case kind == DS389:
-		st.srv = dstest.Start(t)
-	default:
-		t.Fatalf("realtarget: unknown provider kind %q", kind)
-	}
+	st.srv = Start(t, kind, st.ns)
 	if !halfOpen {
 		st.proxy = slapdtest.NewProxy(t, st.srv.Addr())
 	}
@@ -96,6 +85,35 @@ func New(t slapdtest.TB, kind Kind, halfOpen bool) *Target {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// Start starts a provider of the given kind on loopback, or inside ns
+// when it is not nil.
+func Start(t slapdtest.TB, kind Kind, ns *slapdtest.Netns) Provider {
+	t.Helper()
+	switch {
+	case kind == Slapd && ns != nil:
+		return slapdtest.Start(t, ns.Place)
+	case kind == Slapd:
+		return slapdtest.Start(t)
+	case kind == DS389 && ns != nil:
+		return dstest.Start(t, dstest.InNetns(ns))
+	case kind == DS389:
+		return dstest.Start(t)
+	}
+	t.Fatalf("realtarget: unknown provider kind %q", kind)
+	return nil
+}
+
+// Require skips (or under CI=true fails) the test when the provider of
+// the given kind is not installed.
+func Require(t slapdtest.TB, kind Kind) {
+	t.Helper()
+	if kind == DS389 {
+		dstest.Require(t)
+		return
+	}
+	slapdtest.Require(t)
 }
 
 // Name is the provider kind, for scenario lines qualified with one.
