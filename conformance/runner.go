@@ -38,6 +38,8 @@ type Measurement struct {
 	Step    string
 	After   string
 	Elapsed time.Duration
+	// Event is the event that happened: one of the step's alternatives.
+	Event replink.Event
 }
 
 // Result is what a run produced.
@@ -268,7 +270,7 @@ func (r *runner) expect(ctx context.Context, st Step) {
 	elapsed := tr.Time.Sub(r.ref)
 	r.ref = tr.Time
 	if tr.To == st.State && slices.Contains(st.Events, tr.Event) && elapsed <= limit {
-		r.res.Measured = append(r.res.Measured, Measurement{Line: st.Line, Step: strings.Join(st.Args, " "), After: r.prev, Elapsed: elapsed})
+		r.res.Measured = append(r.res.Measured, Measurement{Line: st.Line, Step: strings.Join(st.Args, " "), After: r.prev, Elapsed: elapsed, Event: tr.Event})
 		return
 	}
 	cause := ""

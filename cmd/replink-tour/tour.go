@@ -131,7 +131,7 @@ func tourScenario(ctx context.Context, s *conformance.Script, tb *slapdtest.Harn
 		switch verb {
 		case "fault", "stop", "shutdown", "crash", "reconfigure":
 			f := strings.Fields(m.Step)
-			rows = append(rows, row{name, m.After, f[0] + " on " + f[2], f[4], m.Elapsed})
+			rows = append(rows, row{name, m.After, f[0] + " on " + m.Event.String(), f[4], m.Elapsed})
 		}
 	}
 	return rows, nil
