@@ -12,14 +12,11 @@ package dstest
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -199,24 +196,3 @@ func (s *Server) SetReplicatorPassword(pw string) error {
 
 // ReplaceBase renames ou=people away with its subtree and adds a new one.
 func (s *Server) ReplaceBase() error { return slapdtest.ReplaceBaseOn(s) }
-
-// ErrNotInstalled reports a machine without 389-ds.
-var ErrNotInstalled = errors.New("389-ds not installed")
-
-// Version is the installed ns-slapd's version line, for reports.
-func Version() (string, error) {
-	nsSlapd, _ := Binaries()
-	if nsSlapd == "" {
-		return "", ErrNotInstalled
-	}
-	out, _ := exec.Command(nsSlapd, "-v").CombinedOutput()
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, "389-Directory") {
-			return strings.TrimSpace(l), nil
-		}
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-// String names the server in test logs.
-func (s *Server) String() string { return fmt.Sprintf("389-ds on %s (%s)", s.Addr(), s.Dir) }
