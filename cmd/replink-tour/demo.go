@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"text/template"
+	"time"
 
 	"github.com/replink/replink/internal/slapdtest"
 )
@@ -71,8 +72,17 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cmd := exec.CommandContext(ctx, replink, "run", "--config", v.Config)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	// Ctrl-C stops replink the way it promises to be stopped (unbind,
+	// commit), not with the SIGKILL CommandContext sends by default; it is
+	// killed only if it has not exited within its stop bound and more.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
 	err = cmd.Run()
-	fmt.Fprintf(stdout, "\nreplink exited (%v); the provider and %s are removed now.\n", err, dir)
+	how := fmt.Sprint(err)
+	if cmd.ProcessState != nil {
+		how = cmd.ProcessState.String() // "exit status 0" after Ctrl-C, not the context's error
+	}
+	fmt.Fprintf(stdout, "\nreplink exited (%s); the provider and %s are removed now.\n", how, dir)
 	return nil
 }
 
