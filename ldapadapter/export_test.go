@@ -1,5 +1,14 @@
 package ldapadapter
 
+import ber "github.com/go-asn1-ber/asn1-ber"
+
+// Envelope wraps op (and controls) in an LDAPMessage with message ID id,
+// for the external tests' scripted providers: the fuzz corpus builds its
+// messages the same way.
+func Envelope(id int64, op *ber.Packet, controls ...*ber.Packet) []byte {
+	return fuzzMessage(id, op, controls...)
+}
+
 // StoredCookie is what the adapter would store for cookie under cfg's
 // content, for tests that start from a stored cookie.
 func StoredCookie(cfg Config, cookie string) []byte {

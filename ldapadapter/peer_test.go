@@ -8,6 +8,8 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/google/uuid"
+
+	"github.com/replink/replink/ldapadapter"
 )
 
 // peer is a scripted LDAP provider at the far end of a net.Pipe, for
@@ -136,17 +138,7 @@ func (p *peer) close() {
 }
 
 func envelope(id int64, op *ber.Packet, controls ...*ber.Packet) []byte {
-	m := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
-	m.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id, ""))
-	m.AppendChild(op)
-	if len(controls) > 0 {
-		cs := ber.Encode(ber.ClassContext, ber.TypeConstructed, 0, nil, "")
-		for _, c := range controls {
-			cs.AppendChild(c)
-		}
-		m.AppendChild(cs)
-	}
-	return m.Bytes()
+	return ldapadapter.Envelope(id, op, controls...)
 }
 
 // result is an LDAPResult-shaped response with the given op tag and code.
