@@ -110,6 +110,12 @@ func fuzzEntry(id int64, dn string, u uuid.UUID, state int64, cookie string) []b
 	a.AppendChild(vals)
 	attrs.AppendChild(a)
 	e.AppendChild(attrs)
+	return fuzzMessage(id, e, fuzzStateControl(state, u, cookie))
+}
+
+// fuzzStateControl is a Sync State control (RFC 4533 2.2): state, entryUUID
+// and an optional cookie.
+func fuzzStateControl(state int64, u uuid.UUID, cookie string) *ber.Packet {
 	v := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
 	v.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, state, ""))
 	v.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, string(u[:]), ""))
@@ -119,7 +125,7 @@ func fuzzEntry(id int64, dn string, u uuid.UUID, state int64, cookie string) []b
 	ctl := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
 	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidSyncState, ""))
 	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, string(v.Bytes()), ""))
-	return fuzzMessage(id, e, ctl)
+	return ctl
 }
 
 func fuzzInfo(id int64, choice ber.Tag, cookie string, done bool) []byte {

@@ -179,16 +179,7 @@ func syncEntry(id int64, dn string, u uuid.UUID, state int64, cookie string) []b
 		attrs.AppendChild(a)
 	}
 	e.AppendChild(attrs)
-	v := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
-	v.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, state, ""))
-	v.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, string(u[:]), ""))
-	if cookie != "" {
-		v.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, cookie, ""))
-	}
-	ctl := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
-	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "1.3.6.1.4.1.4203.1.9.1.2", ""))
-	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, string(v.Bytes()), ""))
-	return envelope(id, e, ctl)
+	return envelope(id, e, ldapadapter.SyncStateControl(state, u, cookie))
 }
 
 // refreshPresentDone is the Sync Info message ending a refresh in

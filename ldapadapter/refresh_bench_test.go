@@ -106,13 +106,7 @@ func benchEntry(id int64, i int) []byte {
 	}
 	e.AppendChild(attrs)
 	u := uuid.NewSHA1(uuid.NameSpaceOID, []byte(dn))
-	v := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
-	v.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, 1, ""))
-	v.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, string(u[:]), ""))
-	ctl := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
-	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "1.3.6.1.4.1.4203.1.9.1.2", ""))
-	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, string(v.Bytes()), ""))
-	return envelope(id, e, ctl)
+	return envelope(id, e, ldapadapter.SyncStateControl(1, u, ""))
 }
 
 // BenchmarkRefresh is one refreshOnly refresh of 10,000 entries over
