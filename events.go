@@ -43,6 +43,10 @@ const (
 	Exception
 	// RetryTimer: the backoff or refresh-interval timer fired.
 	RetryTimer
+	// DeletionsHeld: a refresh would delete more of the copy than the
+	// deletion guard allows; nothing of its deletions was applied, and the
+	// link waits for an admin to approve them or raise the limit.
+	DeletionsHeld
 )
 
 var eventNames = [...]string{
@@ -62,6 +66,7 @@ var eventNames = [...]string{
 	KeepaliveMiss:     "keepalive-miss",
 	Exception:         "exception",
 	RetryTimer:        "retry-timer",
+	DeletionsHeld:     "deletions-held",
 }
 
 // Events lists every event in declaration order.

@@ -33,5 +33,5 @@ func ExampleParseEvent() {
 	fmt.Println(err)
 	// Output:
 	// disconnect-notice <nil>
-	// replink: unknown event "disconnected" (want one of start, stop, shutdown, reconfigure, connected, connect-failed, connect-refused, retries-exhausted, refresh-done, refresh-required, disconnect-notice, connection-closed, inactivity-timeout, keepalive-miss, exception, retry-timer)
+	// replink: unknown event "disconnected" (want one of start, stop, shutdown, reconfigure, connected, connect-failed, connect-refused, retries-exhausted, refresh-done, refresh-required, disconnect-notice, connection-closed, inactivity-timeout, keepalive-miss, exception, retry-timer, deletions-held)
 }

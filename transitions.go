@@ -55,6 +55,7 @@ func buildTable() []Transition {
 		{Refreshing, RefreshDone, Polling, CaseNone, onlyRefresh, "refresh complete: disconnect until the refresh interval"},
 		{Refreshing, RefreshRequired, Refreshing, CaseNone, nil, "e-syncRefreshRequired: drop the cookie, refresh again"},
 		{Persisting, RefreshRequired, Refreshing, CaseNone, nil, "e-syncRefreshRequired: drop the cookie, refresh again"},
+		{Refreshing, DeletionsHeld, Failed, CaseNone, nil, "the refresh would delete too much of the copy: wait for an admin"},
 
 		{Polling, RetryTimer, Connecting, CaseCleanDisconnect, nil, "poll the provider again"},
 		{Failed, RetryTimer, Connecting, CaseException, nil, "transient failure: retry after backoff"},

@@ -53,7 +53,7 @@ func (m *Machine) enter(tr Transition) {
 
 	case replink.Failed:
 		m.cause = tr.Cause
-		if tr.Event == replink.ConnectRefused || tr.Event == replink.RetriesExhausted {
+		if tr.Event == replink.ConnectRefused || tr.Event == replink.RetriesExhausted || tr.Event == replink.DeletionsHeld {
 			return // permanent: only an admin start leaves Failed
 		}
 		m.armRetry()

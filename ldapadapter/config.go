@@ -76,6 +76,10 @@ type Config struct {
 	// negative disables.
 	RefreshStall time.Duration
 
+	// DeletionGuard holds a refresh that would delete too much of the
+	// copy until an admin approves it; on by default (see DeletionGuard).
+	DeletionGuard DeletionGuard
+
 	// DialContext, if set, opens the connection instead of a net.Dialer
 	// (through a SOCKS proxy, say); TCPKeepAlive and TCPUserTimeout are then
 	// the dialer's business. TLS and StartTLS still apply on top.
@@ -144,6 +148,11 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.RefreshStall == 0 {
 		d.RefreshStall = 5 * time.Minute
 	}
+	guard, err := d.DeletionGuard.withDefaults()
+	if err != nil {
+		return d, err
+	}
+	d.DeletionGuard = guard
 	if d.StopTimeout <= 0 {
 		d.StopTimeout = 3 * time.Second
 	}

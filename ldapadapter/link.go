@@ -99,6 +99,27 @@ func (l *Link) Reload(ctx context.Context) error {
 	return l.m.ReconfigureAdapter(ctx, l.m.Config(), nil)
 }
 
+// HeldDeletions is what the deletion guard holds, or nil: the link is then
+// Failed on deletions-held until ApproveDeletions, or a Reconfigure that
+// raises the limit.
+func (l *Link) HeldDeletions() *DeletionsHeldError { return l.adapter.Load().state.current() }
+
+// ApproveDeletions lets the next refresh apply the deletions the guard
+// held, and starts the link again. The approval covers no more deletions
+// than were held: a refresh that would delete more is held anew, with the
+// new numbers. ErrNothingHeld means there was nothing to approve.
+func (l *Link) ApproveDeletions(ctx context.Context) error {
+	held, err := l.adapter.Load().state.grant()
+	if err != nil {
+		return err
+	}
+	l.adapter.Load().cfg.Logger.Warn("deletions approved", "deletions", held.Deletions, "copy", held.Copy)
+	if l.m.State() == replink.Failed {
+		return l.m.Start(ctx)
+	}
+	return nil
+}
+
 // Provider is the provider URL the link is connected to, or will try next.
 func (l *Link) Provider() string { return l.adapter.Load().Provider() }
 

@@ -26,6 +26,8 @@ type linkState struct {
 	// applied is what a HandlerFunc was handed, so that a prune can reach
 	// it: a function cannot list the copy it feeds.
 	applied uuidSet
+	// heldDeletions is the deletion guard's state (guard.go).
+	heldDeletions
 }
 
 func newLinkState() *linkState { return &linkState{gate: make(chan struct{}, 1)} }

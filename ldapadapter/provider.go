@@ -1,6 +1,7 @@
 package ldapadapter
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 
@@ -46,6 +47,68 @@ func dialectOf(e *ldap.Entry) dialect {
 	return d
 }
 
+// learn takes the dialect from what a sync message shows, for a provider
+// whose root DSE the bind identity cannot read: 389-ds's cookies and its
+// entries' nsUniqueId give it away. It only ever learns changesOnly, the
+// reading that prunes less.
+func (d *dialect) learn(m *syncMessage) {
+	switch {
+	case m.state != nil:
+		d.learnCookie(m.state.Cookie)
+		if m.entry != nil && m.entry.GetAttributeValue("nsUniqueId") != "" {
+			d.changesOnly, d.vendor = true, "389-ds (its entries carry nsUniqueId)"
+		}
+	case m.done != nil:
+		d.learnCookie(m.done.Cookie)
+	case m.info != nil:
+		d.learnCookie(infoCookie(m.info))
+	}
+}
+
+// learnCookie recognises a 389-ds Content Synchronization cookie,
+// "host:port#binddn:base:filter#changenumber".
+func (d *dialect) learnCookie(c []byte) {
+	if !d.changesOnly && is389Cookie(c) {
+		d.changesOnly, d.vendor = true, "389-ds (by its cookie)"
+	}
+}
+
+func is389Cookie(c []byte) bool {
+	server, rest, ok := bytes.Cut(c, []byte{'#'})
+	if !ok || !bytes.Contains(server, []byte{':'}) {
+		return false
+	}
+	i := bytes.LastIndexByte(rest, '#')
+	if i < 0 || !bytes.Contains(rest[:i], []byte{':'}) {
+		return false
+	}
+	n := bytes.TrimPrefix(rest[i+1:], []byte{'-'})
+	if len(n) == 0 {
+		return false
+	}
+	for _, b := range n {
+		if b < '0' || b > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// infoCookie is the cookie a Sync Info message carries, if any.
+func infoCookie(si *ldap.ControlSyncInfo) []byte {
+	switch {
+	case si.NewCookie != nil:
+		return si.NewCookie.Cookie
+	case si.RefreshDelete != nil:
+		return si.RefreshDelete.Cookie
+	case si.RefreshPresent != nil:
+		return si.RefreshPresent.Cookie
+	case si.SyncIdSet != nil:
+		return si.SyncIdSet.Cookie
+	}
+	return nil
+}
+
 // vendorRequest reads the root DSE attributes dialectOf needs.
 func vendorRequest() *ldap.SearchRequest {
 	return ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false, "(objectClass=*)", []string{"vendorName", "vendorVersion"}, nil)
@@ -74,6 +137,25 @@ func baseIdentity(e *ldap.Entry) (binding string, syncID uuid.UUID) {
 		}
 	}
 	return binding, uuid.UUID{}
+}
+
+// isBase reports whether dn names the link's search base, however either
+// is spelled (spaces after commas, case): DNs are compared parsed, never as
+// strings. Only a DN with as many commas as the base is parsed, so the
+// entries of a refresh cost one count each.
+func (c *conn) isBase(dn string) bool {
+	if strings.Count(dn, ",") != strings.Count(c.cfg.BaseDN, ",") {
+		return false
+	}
+	base, err := ldap.ParseDN(c.cfg.BaseDN)
+	if err != nil {
+		return false // withDefaults refused such a base
+	}
+	other, err := ldap.ParseDN(dn)
+	if err != nil {
+		return strings.EqualFold(dn, c.cfg.BaseDN)
+	}
+	return base.EqualFold(other)
 }
 
 // hexOnly drops the dashes of a UUID however they are grouped.

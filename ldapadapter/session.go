@@ -48,7 +48,7 @@ func (c *conn) Sync(req fsm.SyncRequest) {
 			prevStop()
 			<-prevDone
 		}
-		s := &session{c: c, req: req, seen: map[uuid.UUID]struct{}{}}
+		s := &session{c: c, req: req, seen: map[uuid.UUID]struct{}{}, deferred: map[uuid.UUID]struct{}{}}
 		if ev, cause := s.run(ctx, t); ev != 0 && ctx.Err() == nil && !t.dead() {
 			c.sink.Post(ev, cause)
 		}
@@ -66,6 +66,11 @@ type session struct {
 	present  bool                   // a present phase is under way
 	deleting bool                   // a delete phase began: its end licenses no prune
 	pruned   bool                   // unseen entries already deleted in this refresh
+	// deferred are the deletions of the refresh under way: named by the
+	// provider, or implied by a complete present phase. They are applied
+	// together when it ends, once the deletion guard has counted them, so
+	// a refresh that would delete too much applies none of them.
+	deferred map[uuid.UUID]struct{}
 	// held is the newest cookie of a refresh that may not be saved before
 	// it ends: a restart from a cookie taken inside a reload or a present
 	// phase would never learn what the rest of it implied.
@@ -115,6 +120,9 @@ func (s *session) run(ctx context.Context, t *tap) (replink.Event, error) {
 		if err != nil {
 			return replink.Exception, err
 		}
+		if !s.c.dialect.changesOnly && !s.refreshd {
+			s.c.dialect.learn(&m)
+		}
 		switch m.op {
 		case opSearchEntry:
 			if m.state == nil {
@@ -136,11 +144,14 @@ func (s *session) run(ctx context.Context, t *tap) (replink.Event, error) {
 }
 
 // failure maps what stopped a message to the event it means: a base seen
-// replaced asks for a reload, like e-syncRefreshRequired; anything else is
-// an exception.
+// replaced asks for a reload, like e-syncRefreshRequired; deletions the
+// guard held wait for an admin; anything else is an exception.
 func failure(err error) (replink.Event, error) {
-	if errors.Is(err, ErrBaseReplaced) {
+	switch {
+	case errors.Is(err, ErrBaseReplaced):
 		return replink.RefreshRequired, err
+	case errors.Is(err, ErrDeletionsHeld):
+		return replink.DeletionsHeld, err
 	}
 	return replink.Exception, err
 }
@@ -164,7 +175,7 @@ func (s *session) checkBase(id uuid.UUID, dn string, deleted bool) error {
 	switch {
 	case deleted && id == base && base != uuid.Nil:
 		return fmt.Errorf("%w: entry %s deleted or moved away", ErrBaseReplaced, id)
-	case deleted || !strings.EqualFold(dn, s.c.cfg.BaseDN):
+	case deleted || !s.c.isBase(dn):
 		return nil
 	case s.reload && !s.refreshd, base == uuid.Nil:
 		s.c.baseID = id
@@ -193,13 +204,13 @@ func (s *session) searchDone(ctx context.Context, m syncMessage, mode ldap.Contr
 	}
 	if m.done != nil {
 		if err := s.syncDone(ctx, m.done, mode); err != nil {
-			return replink.Exception, err
+			return failure(err)
 		}
 	}
 	if mode == ldap.SyncRequestModeRefreshOnly {
 		if !s.refreshd { // SearchResultDone without a sync done control
 			if err := s.endRefresh(ctx, nil, s.presentPhaseEnds(false)); err != nil {
-				return replink.Exception, err
+				return failure(err)
 			}
 		}
 		return 0, nil // refresh-done already reported
@@ -226,6 +237,7 @@ func (s *session) loadCookie(ctx context.Context) ([]byte, error) {
 			return nil, fmt.Errorf("cookie store: %w", err)
 		}
 		cookie, ok, ahead := unbindCookie(s.c.bound(), stored)
+		s.c.dialect.learnCookie(cookie)
 		switch {
 		case ok && ahead && s.c.dialect.changesOnly:
 			cfg.Logger.Warn("the copy may hold changes past the stored cookie (the link stopped without saving the cookie that covers them), and this provider does not report an entry added and deleted since a cookie: reloading in full", "provider", s.c.dialect.vendor, "base", cfg.BaseDN)
@@ -288,9 +300,10 @@ func (s *session) note(ctx context.Context, cookie []byte, force bool) error {
 }
 
 // noteLocked records cookie as the newest applied one, held back while the
-// refresh it belongs to may not be cut short safely. The caller holds the gate.
+// refresh it belongs to may not be cut short safely: a reload, a present
+// phase, or deletions deferred to its end. The caller holds the gate.
 func (s *session) noteLocked(cookie []byte, force bool) error {
-	if !s.refreshd && (s.reload || s.present) {
+	if !s.refreshd && (s.reload || s.present || len(s.deferred) > 0) {
 		if cookie != nil {
 			s.held = cookie
 		}
@@ -317,7 +330,10 @@ func (s *session) entry(ctx context.Context, e *ldap.Entry, st *ldap.ControlSync
 		if err := s.checkBase(st.EntryUUID, e.DN, true); err != nil {
 			return err
 		}
-		s.deleting = s.deleting || !s.refreshd
+		if !s.refreshd {
+			s.deleting = true
+			return s.deferDelete(ctx, st.EntryUUID, st.Cookie)
+		}
 		ch = Change{Op: Delete, UUID: st.EntryUUID, DN: e.DN}
 	default:
 		return protocolErrorf("entry %q: unknown sync state %d", e.DN, st.State)
@@ -330,6 +346,14 @@ func (s *session) info(ctx context.Context, si *ldap.ControlSyncInfo) error {
 	switch {
 	case si.NewCookie != nil:
 		return s.note(ctx, si.NewCookie.Cookie, false)
+	case s.refreshd && (si.RefreshDelete != nil || si.RefreshPresent != nil):
+		// The persist stage has no phases: whatever such a message says,
+		// it carries at most a cookie, and licenses no prune (the refresh
+		// that could have implied deletions is over).
+		if si.RefreshDelete != nil {
+			return s.note(ctx, si.RefreshDelete.Cookie, false)
+		}
+		return s.note(ctx, si.RefreshPresent.Cookie, false)
 	case si.RefreshDelete != nil:
 		if si.RefreshDelete.RefreshDone {
 			return s.endRefresh(ctx, si.RefreshDelete.Cookie, false)
@@ -338,7 +362,7 @@ func (s *session) info(ctx context.Context, si *ldap.ControlSyncInfo) error {
 		return s.note(ctx, si.RefreshDelete.Cookie, false)
 	case si.RefreshPresent != nil:
 		// The present phase is over: what was not named is gone.
-		if err := s.deleteUnseen(ctx); err != nil {
+		if err := s.collectUnseen(ctx); err != nil {
 			return err
 		}
 		if si.RefreshPresent.RefreshDone {
@@ -357,6 +381,10 @@ func (s *session) info(ctx context.Context, si *ldap.ControlSyncInfo) error {
 		for _, id := range si.SyncIdSet.SyncUUIDs {
 			if err := s.checkBase(id, "", true); err != nil {
 				return err
+			}
+			if !s.refreshd {
+				s.deferred[id] = struct{}{}
+				continue
 			}
 			if err := s.apply(ctx, Change{Op: Delete, UUID: id}, nil); err != nil {
 				return err
@@ -385,9 +413,12 @@ func (s *session) syncDone(ctx context.Context, ctl *ldap.ControlSyncDone, mode 
 // phase, or at the end of a reload, which names everything.
 func (s *session) endRefresh(ctx context.Context, cookie []byte, present bool) error {
 	if (present || s.reload) && !s.pruned {
-		if err := s.deleteUnseen(ctx); err != nil {
+		if err := s.collectUnseen(ctx); err != nil {
 			return err
 		}
+	}
+	if err := s.applyDeferred(ctx); err != nil {
+		return err
 	}
 	if cookie == nil {
 		cookie = s.held
@@ -405,33 +436,97 @@ func (s *session) endRefresh(ctx context.Context, cookie []byte, present bool) e
 }
 
 // see records an entry the provider named during the refresh; the persist
-// stage that follows needs no such record, so it does not grow one.
+// stage that follows needs no such record, so it does not grow one. An
+// entry named after its deletion in the same refresh exists after all.
 func (s *session) see(id uuid.UUID) {
 	if !s.refreshd {
 		s.seen[id] = struct{}{}
+		delete(s.deferred, id)
 	}
 }
 
-// deleteUnseen ends a present phase (or a reload): whatever the copy holds
-// that the provider did not name is deleted.
-func (s *session) deleteUnseen(ctx context.Context) error {
+// deferDelete notes a deletion the provider named during the refresh, to
+// be applied when it ends, and the cookie that came with it.
+func (s *session) deferDelete(ctx context.Context, id uuid.UUID, cookie []byte) error {
+	s.deferred[id] = struct{}{}
+	return s.note(ctx, cookie, false)
+}
+
+// known lists what the copy holds, under the gate.
+func (s *session) known(ctx context.Context) ([]uuid.UUID, error) {
 	if err := s.c.st.enter(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	known, err := s.c.handler.Known(ctx)
 	s.c.st.leave()
 	if err != nil {
-		return &HandlerError{Change: Change{Op: Delete}, Err: err}
+		return nil, &HandlerError{Change: Change{Op: Delete}, Err: err}
+	}
+	return known, nil
+}
+
+// collectUnseen ends a present phase (or a reload): whatever the copy holds
+// that the provider did not name is to be deleted when the refresh ends.
+func (s *session) collectUnseen(ctx context.Context) error {
+	known, err := s.known(ctx)
+	if err != nil {
+		return err
 	}
 	for _, id := range known {
-		if _, ok := s.seen[id]; ok {
-			continue
-		}
-		if err := s.apply(ctx, Change{Op: Delete, UUID: id}, nil); err != nil {
-			return err
+		if _, ok := s.seen[id]; !ok {
+			s.deferred[id] = struct{}{}
 		}
 	}
 	clear(s.seen)
 	s.pruned, s.present = true, false
 	return nil
+}
+
+// applyDeferred applies the refresh's deletions, unless the deletion guard
+// holds them: then none is applied and the session ends with a
+// *DeletionsHeldError.
+func (s *session) applyDeferred(ctx context.Context) error {
+	if len(s.deferred) == 0 {
+		return nil
+	}
+	if err := s.guard(ctx); err != nil {
+		return err
+	}
+	for id := range s.deferred {
+		if err := s.apply(ctx, Change{Op: Delete, UUID: id}, nil); err != nil {
+			return err
+		}
+		delete(s.deferred, id)
+	}
+	return nil
+}
+
+// guard counts the deferred deletions against the copy they would apply to.
+// Only past the guard's floor is the copy listed, so an ordinary refresh
+// costs nothing more.
+func (s *session) guard(ctx context.Context) error {
+	g := s.c.cfg.DeletionGuard
+	if g.Share < 0 || len(s.deferred) <= g.Floor {
+		return nil
+	}
+	known, err := s.known(ctx)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, id := range known {
+		if _, ok := s.deferred[id]; ok {
+			n++
+		}
+	}
+	if n <= g.Floor || float64(n) <= g.Share*float64(len(known)) {
+		return nil
+	}
+	if s.c.st.approve(n) {
+		s.c.cfg.Logger.Warn("applying deletions an admin approved", "deletions", n, "copy", len(known))
+		return nil
+	}
+	held := &DeletionsHeldError{Deletions: n, Copy: len(known), Guard: g}
+	s.c.st.hold(held)
+	return held
 }
