@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -127,7 +126,23 @@ func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
 		l.pending = l.pending[:0]
 		return fmt.Errorf("%w: %w", ErrCommitFailed, l.failed)
 	}
-	err := l.db.bolt.Update(func(tx *bolt.Tx) error {
+	err := l.db.bolt.Update(l.commitTx(cookie, setCookie))
+	done := len(l.pending)
+	clear(l.pending) // drop the entries' references
+	l.pending = l.pending[:0]
+	if err != nil {
+		l.failed = err
+		return fmt.Errorf("store %s, link %s: commit: %w", l.db.path, l.name, err)
+	}
+	l.commits.Add(1)
+	l.applied.Add(int64(done))
+	return nil
+}
+
+// commitTx is the transaction that writes the pending changes, and the
+// cookie if setCookie.
+func (l *Link) commitTx(cookie []byte, setCookie bool) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
 		b := l.bucket(tx)
 		n := count(b)
 		for i := range l.pending {
@@ -159,17 +174,7 @@ func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
 			}
 			return b.Put(keyCookie, cookie)
 		}
-	})
-	done := len(l.pending)
-	clear(l.pending) // drop the entries' references
-	l.pending = l.pending[:0]
-	if err != nil {
-		l.failed = err
-		return fmt.Errorf("store %s, link %s: commit: %w", l.db.path, l.name, err)
 	}
-	l.commits.Add(1)
-	l.applied.Add(int64(done))
-	return nil
 }
 
 // apply writes one change and says by how much the entry count moved.
@@ -177,41 +182,27 @@ func apply(b *bolt.Bucket, c *ldapadapter.Change) (int, error) {
 	entries, dns := b.Bucket(bucketEntries), b.Bucket(bucketDNs)
 	key := c.UUID[:]
 	old := entries.Get(key)
-	var oldDN string
 	if old != nil {
-		var err error
-		if oldDN, err = decodeDN(old); err != nil {
+		// The index key holds the UUID: the old one is this entry's alone.
+		oldDN, err := decodeDN(old)
+		if err != nil {
 			return 0, err
 		}
-	}
-	// The index entry of the old DN goes if it still names this UUID: a
-	// DN can have passed to another entry meanwhile.
-	dropOldDN := func() error {
-		k := dnKey(oldDN)
-		if bytes.Equal(dns.Get(k), key) {
-			return dns.Delete(k)
+		if err := dns.Delete(indexKey(oldDN, key)); err != nil {
+			return 0, err
 		}
-		return nil
 	}
 	switch c.Op {
 	case ldapadapter.Delete:
 		if old == nil {
 			return 0, nil
 		}
-		if err := dropOldDN(); err != nil {
-			return 0, err
-		}
 		return -1, entries.Delete(key)
 	case ldapadapter.Upsert:
-		if old != nil && !strings.EqualFold(oldDN, c.Entry.DN) {
-			if err := dropOldDN(); err != nil {
-				return 0, err
-			}
-		}
 		if err := entries.Put(key, encodeEntry(c.Entry)); err != nil {
 			return 0, err
 		}
-		if err := dns.Put(dnKey(c.Entry.DN), key); err != nil {
+		if err := dns.Put(indexKey(c.Entry.DN, key), nil); err != nil {
 			return 0, err
 		}
 		if old == nil {
@@ -221,8 +212,6 @@ func apply(b *bolt.Bucket, c *ldapadapter.Change) (int, error) {
 	}
 	return 0, fmt.Errorf("store: unknown op %v", c.Op)
 }
-
-func dnKey(dn string) []byte { return []byte(strings.ToLower(dn)) }
 
 func count(b *bolt.Bucket) int {
 	n, _ := binary.Uvarint(b.Get(keyCount))
@@ -248,8 +237,9 @@ func (l *Link) Len() (int, error) {
 func (l *Link) Commits() int64   { return l.commits.Load() }
 func (l *Link) Committed() int64 { return l.applied.Load() }
 
-// Each calls fn with every committed entry of link name in db, in the
-// order of their lower-cased DNs.
+// Each calls fn with every committed entry of link name in db, each once,
+// in the order of their normalised, lower-cased DNs (entries whose DNs
+// differ only in case, in the order of their UUIDs).
 func (d *DB) Each(name string, fn func(*ldap.Entry) error) error {
 	return d.bolt.View(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketLinks)
@@ -258,10 +248,10 @@ func (d *DB) Each(name string, fn func(*ldap.Entry) error) error {
 		}
 		b := root.Bucket([]byte(name))
 		entries := b.Bucket(bucketEntries)
-		return b.Bucket(bucketDNs).ForEach(func(_, id []byte) error {
+		return inDNOrder(b, func(id []byte) error {
 			raw := entries.Get(id)
 			if raw == nil {
-				return nil
+				return fmt.Errorf("store: DN index names entry %x, which is not there: %w", id, errCorrupt)
 			}
 			e, err := decodeEntry(raw)
 			if err != nil {
