@@ -23,9 +23,10 @@ type Link struct {
 	name    []byte
 	content Content
 
-	mu      sync.Mutex
-	pending []ldapadapter.Change // applied, not yet committed
-	failed  error                // a commit failed since the last Load
+	mu         sync.Mutex
+	pending    []ldapadapter.Change // applied, not yet committed
+	failed     error                // a commit failed since the last Load
+	writeAhead func() error         // called before every commit; nil for none
 
 	commits atomic.Int64 // transactions committed (each one fsyncs)
 	applied atomic.Int64 // changes committed
@@ -35,6 +36,19 @@ var (
 	_ ldapadapter.Handler     = (*Link)(nil)
 	_ ldapadapter.CookieStore = (*Link)(nil)
 )
+
+// WriteAhead makes fn run before every commit of this link: a full batch
+// in Apply, the commit before Known lists the entries, and Save. A commit
+// whose fn fails does not happen: it fails like a commit that bbolt
+// refused (the pending changes are dropped, and Save refuses cookies until
+// the next Load, so the changes come again). A change feed sets it to its
+// flush and fsync, so that nothing is in the store that the feed may lack
+// after a crash. A nil fn removes the hook.
+func (l *Link) WriteAhead(fn func() error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.writeAhead = fn
+}
 
 // Name is the link's name.
 func (l *Link) Name() string { return string(l.name) }
@@ -126,7 +140,15 @@ func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
 		l.pending = l.pending[:0]
 		return fmt.Errorf("%w: %w", ErrCommitFailed, l.failed)
 	}
-	err := l.db.bolt.Update(l.commitTx(cookie, setCookie))
+	var err error
+	if l.writeAhead != nil {
+		if err = l.writeAhead(); err != nil {
+			err = fmt.Errorf("%w: %w", ErrWriteAhead, err)
+		}
+	}
+	if err == nil {
+		err = l.db.bolt.Update(l.commitTx(cookie, setCookie))
+	}
 	done := len(l.pending)
 	clear(l.pending) // drop the entries' references
 	l.pending = l.pending[:0]

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -263,6 +264,58 @@ func TestContentRespelledBaseIsSame(t *testing.T) {
 			} else {
 				require.ErrorIs(t, err, store.ErrContentMismatch)
 			}
+		})
+	}
+}
+
+// WriteAhead runs before every commit (a full batch, the commit before
+// Known, Save), and a failing one commits nothing and makes Save refuse
+// cookies until the next Load.
+func TestWriteAheadPrecedesEveryCommit(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name   string
+		commit func(t *testing.T, l *store.Link) error
+	}{
+		{"batch", func(t *testing.T, l *store.Link) error {
+			require.NoError(t, l.Apply(ctx, upsert(uuid.New(), "uid=x", nil)))
+			return l.Apply(ctx, upsert(uuid.New(), "uid=y", nil)) // the batch is full
+		}},
+		{"Known", func(t *testing.T, l *store.Link) error {
+			require.NoError(t, l.Apply(ctx, upsert(uuid.New(), "uid=x", nil)))
+			_, err := l.Known(ctx)
+			return err
+		}},
+		{"Save", func(t *testing.T, l *store.Link) error {
+			require.NoError(t, l.Apply(ctx, upsert(uuid.New(), "uid=x", nil)))
+			return l.Save([]byte("c2"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := open(t, filepath.Join(t.TempDir(), "r.db"), 2)
+			defer db.Close()
+			l, err := db.Link("a", people)
+			require.NoError(t, err)
+			require.NoError(t, l.Save([]byte("c1")))
+			var calls []int64 // Commits() when the hook ran
+			l.WriteAhead(func() error { calls = append(calls, l.Commits()); return nil })
+			require.NoError(t, tc.commit(t, l))
+			require.Equal(t, []int64{1}, calls, "the hook runs once, before the commit")
+			require.EqualValues(t, 2, l.Commits())
+
+			// A failing hook: nothing is committed, and no cookie until Load.
+			l.WriteAhead(func() error { return errors.New("disk full") })
+			err = tc.commit(t, l)
+			require.ErrorIs(t, err, store.ErrWriteAhead)
+			require.EqualValues(t, 2, l.Commits())
+			n, err := l.Len()
+			require.NoError(t, err)
+			require.Equal(t, len(entryDNs(t, db, "a")), n)
+			l.WriteAhead(nil)
+			require.ErrorIs(t, l.Save([]byte("c3")), store.ErrCommitFailed)
+			_, err = l.Load()
+			require.NoError(t, err)
+			require.NoError(t, l.Save([]byte("c3")))
 		})
 	}
 }
