@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/replink/replink/dn"
 )
 
 // Content is what a link replicates: a copy made from one content must
@@ -23,8 +25,9 @@ func (c Content) String() string {
 	return s
 }
 
-// Same compares two contents the way LDAP does: names case-insensitively,
-// the attribute list as a set. A store refuses a link whose content is not
+// Same compares two contents the way LDAP does: the base as a DN (a base
+// respelled, "ou=p, dc=t" for "ou=p,dc=t", is the same base), attribute
+// names case-insensitively and as a set. A store refuses a link whose content is not
 // the Same as the one its copy was made from.
 func (c Content) Same(o Content) bool {
 	norm := func(a []string) []string {
@@ -35,6 +38,6 @@ func (c Content) Same(o Content) bool {
 		slices.Sort(out)
 		return slices.Compact(out)
 	}
-	return strings.EqualFold(c.BaseDN, o.BaseDN) && c.Scope == o.Scope && c.Filter == o.Filter &&
+	return dn.Equal(c.BaseDN, o.BaseDN) && c.Scope == o.Scope && c.Filter == o.Filter &&
 		slices.Equal(norm(c.Attributes), norm(o.Attributes))
 }

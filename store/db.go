@@ -13,12 +13,12 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// Bucket layout: links/<name>/{entries, dns} plus the keys cookie, content
-// and count in links/<name>.
+// Bucket layout: links/<name>/{entries, dns} plus the keys cookie, content,
+// count, uncovered and dnindex in links/<name>.
 var (
 	bucketLinks   = []byte("links")
 	bucketEntries = []byte("entries") // entryUUID (16 bytes) → entry record
-	bucketDNs     = []byte("dns")     // lower-cased DN → entryUUID
+	bucketDNs     = []byte("dns")     // folded DN, 0, entryUUID → nothing (index.go)
 	keyCookie     = []byte("cookie")
 	keyContent    = []byte("content")
 	keyCount      = []byte("count")
@@ -115,8 +115,10 @@ func (d *DB) Link(name string, c Content) (*Link, error) {
 		if _, err := b.CreateBucketIfNotExists(bucketEntries); err != nil {
 			return err
 		}
-		_, err = b.CreateBucketIfNotExists(bucketDNs)
-		return err
+		if indexCurrent(b) {
+			return nil
+		}
+		return rebuildIndex(b) // a new link, or a file with the old index
 	})
 	if err != nil {
 		return nil, err

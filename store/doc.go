@@ -10,6 +10,13 @@
 // a committed cookie that never claims more than the committed data holds,
 // and a refresh of 50,000 entries costs tens of commits, not 50,000.
 //
+// Whatever must hold every change the store holds (the daemon's change
+// feed) hooks in with [Link.WriteAhead]: it runs before each commit, and a
+// commit whose hook fails does not happen.
+//
+// The DN index is keyed by the normalised DN and the entryUUID, so it
+// orders entries by name without ever merging two of them (see index.go).
+//
 // One file serves several links, each in buckets of its own, and each bound
 // to the content it replicates: opening a link for another base, scope,
 // filter or attribute list is refused rather than silently mixed.

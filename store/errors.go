@@ -14,6 +14,9 @@ var (
 	// ErrCommitFailed is wrapped by Save after a batch failed to commit:
 	// the cookie stays where it was, so the lost changes come again.
 	ErrCommitFailed = errors.New("an earlier commit failed")
+	// ErrWriteAhead is wrapped when a commit was abandoned because the
+	// function set with Link.WriteAhead failed.
+	ErrWriteAhead = errors.New("write-ahead failed; nothing committed")
 	// ErrLocked is wrapped when another process has the file open.
 	ErrLocked = errors.New("store file is in use by another process")
 )

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -24,9 +23,10 @@ type Link struct {
 	name    []byte
 	content Content
 
-	mu      sync.Mutex
-	pending []ldapadapter.Change // applied, not yet committed
-	failed  error                // a commit failed since the last Load
+	mu         sync.Mutex
+	pending    []ldapadapter.Change // applied, not yet committed
+	failed     error                // a commit failed since the last Load
+	writeAhead func() error         // called before every commit; nil for none
 
 	commits atomic.Int64 // transactions committed (each one fsyncs)
 	applied atomic.Int64 // changes committed
@@ -36,6 +36,19 @@ var (
 	_ ldapadapter.Handler     = (*Link)(nil)
 	_ ldapadapter.CookieStore = (*Link)(nil)
 )
+
+// WriteAhead makes fn run before every commit of this link: a full batch
+// in Apply, the commit before Known lists the entries, and Save. A commit
+// whose fn fails does not happen: it fails like a commit that bbolt
+// refused (the pending changes are dropped, and Save refuses cookies until
+// the next Load, so the changes come again). A change feed sets it to its
+// flush and fsync, so that nothing is in the store that the feed may lack
+// after a crash. A nil fn removes the hook.
+func (l *Link) WriteAhead(fn func() error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.writeAhead = fn
+}
 
 // Name is the link's name.
 func (l *Link) Name() string { return string(l.name) }
@@ -127,7 +140,31 @@ func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
 		l.pending = l.pending[:0]
 		return fmt.Errorf("%w: %w", ErrCommitFailed, l.failed)
 	}
-	err := l.db.bolt.Update(func(tx *bolt.Tx) error {
+	var err error
+	if l.writeAhead != nil {
+		if err = l.writeAhead(); err != nil {
+			err = fmt.Errorf("%w: %w", ErrWriteAhead, err)
+		}
+	}
+	if err == nil {
+		err = l.db.bolt.Update(l.commitTx(cookie, setCookie))
+	}
+	done := len(l.pending)
+	clear(l.pending) // drop the entries' references
+	l.pending = l.pending[:0]
+	if err != nil {
+		l.failed = err
+		return fmt.Errorf("store %s, link %s: commit: %w", l.db.path, l.name, err)
+	}
+	l.commits.Add(1)
+	l.applied.Add(int64(done))
+	return nil
+}
+
+// commitTx is the transaction that writes the pending changes, and the
+// cookie if setCookie.
+func (l *Link) commitTx(cookie []byte, setCookie bool) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
 		b := l.bucket(tx)
 		n := count(b)
 		for i := range l.pending {
@@ -159,17 +196,7 @@ func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
 			}
 			return b.Put(keyCookie, cookie)
 		}
-	})
-	done := len(l.pending)
-	clear(l.pending) // drop the entries' references
-	l.pending = l.pending[:0]
-	if err != nil {
-		l.failed = err
-		return fmt.Errorf("store %s, link %s: commit: %w", l.db.path, l.name, err)
 	}
-	l.commits.Add(1)
-	l.applied.Add(int64(done))
-	return nil
 }
 
 // apply writes one change and says by how much the entry count moved.
@@ -177,41 +204,27 @@ func apply(b *bolt.Bucket, c *ldapadapter.Change) (int, error) {
 	entries, dns := b.Bucket(bucketEntries), b.Bucket(bucketDNs)
 	key := c.UUID[:]
 	old := entries.Get(key)
-	var oldDN string
 	if old != nil {
-		var err error
-		if oldDN, err = decodeDN(old); err != nil {
+		// The index key holds the UUID: the old one is this entry's alone.
+		oldDN, err := decodeDN(old)
+		if err != nil {
 			return 0, err
 		}
-	}
-	// The index entry of the old DN goes if it still names this UUID: a
-	// DN can have passed to another entry meanwhile.
-	dropOldDN := func() error {
-		k := dnKey(oldDN)
-		if bytes.Equal(dns.Get(k), key) {
-			return dns.Delete(k)
+		if err := dns.Delete(indexKey(oldDN, key)); err != nil {
+			return 0, err
 		}
-		return nil
 	}
 	switch c.Op {
 	case ldapadapter.Delete:
 		if old == nil {
 			return 0, nil
 		}
-		if err := dropOldDN(); err != nil {
-			return 0, err
-		}
 		return -1, entries.Delete(key)
 	case ldapadapter.Upsert:
-		if old != nil && !strings.EqualFold(oldDN, c.Entry.DN) {
-			if err := dropOldDN(); err != nil {
-				return 0, err
-			}
-		}
 		if err := entries.Put(key, encodeEntry(c.Entry)); err != nil {
 			return 0, err
 		}
-		if err := dns.Put(dnKey(c.Entry.DN), key); err != nil {
+		if err := dns.Put(indexKey(c.Entry.DN, key), nil); err != nil {
 			return 0, err
 		}
 		if old == nil {
@@ -221,8 +234,6 @@ func apply(b *bolt.Bucket, c *ldapadapter.Change) (int, error) {
 	}
 	return 0, fmt.Errorf("store: unknown op %v", c.Op)
 }
-
-func dnKey(dn string) []byte { return []byte(strings.ToLower(dn)) }
 
 func count(b *bolt.Bucket) int {
 	n, _ := binary.Uvarint(b.Get(keyCount))
@@ -248,8 +259,9 @@ func (l *Link) Len() (int, error) {
 func (l *Link) Commits() int64   { return l.commits.Load() }
 func (l *Link) Committed() int64 { return l.applied.Load() }
 
-// Each calls fn with every committed entry of link name in db, in the
-// order of their lower-cased DNs.
+// Each calls fn with every committed entry of link name in db, each once,
+// in the order of their normalised, lower-cased DNs (entries whose DNs
+// differ only in case, in the order of their UUIDs).
 func (d *DB) Each(name string, fn func(*ldap.Entry) error) error {
 	return d.bolt.View(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketLinks)
@@ -258,10 +270,10 @@ func (d *DB) Each(name string, fn func(*ldap.Entry) error) error {
 		}
 		b := root.Bucket([]byte(name))
 		entries := b.Bucket(bucketEntries)
-		return b.Bucket(bucketDNs).ForEach(func(_, id []byte) error {
+		return inDNOrder(b, func(id []byte) error {
 			raw := entries.Get(id)
 			if raw == nil {
-				return nil
+				return fmt.Errorf("store: DN index names entry %x, which is not there: %w", id, errCorrupt)
 			}
 			e, err := decodeEntry(raw)
 			if err != nil {

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -165,4 +166,156 @@ func TestSecondOpenIsRefused(t *testing.T) {
 	defer db.Close()
 	_, err := store.Open(path, nil)
 	require.ErrorIs(t, err, store.ErrLocked)
+}
+
+// entryDNs lists the DNs Each returns, in its order.
+func entryDNs(t *testing.T, db *store.DB, link string) []string {
+	t.Helper()
+	var dns []string
+	require.NoError(t, db.Each(link, func(e *ldap.Entry) error {
+		dns = append(dns, e.DN)
+		return nil
+	}))
+	return dns
+}
+
+// The entryUUID is an entry's identity: entries whose DNs differ only in
+// the case of a case-exact value, or only in spelling, are distinct, and
+// the DN index lists every one of them once, whatever renames and
+// deletions pass between them.
+func TestDNIndexNeverHidesAnEntry(t *testing.T) {
+	a, b, c := uuid.New(), uuid.New(), uuid.New()
+	for _, tc := range []struct {
+		name    string
+		changes []ldapadapter.Change
+		want    []string // DNs Each returns
+		ordered bool     // in this order
+	}{
+		{"DNs differing in value case",
+			[]ldapadapter.Change{upsert(a, "uid=A,ou=p,dc=t", nil), upsert(b, "uid=a,ou=p,dc=t", nil)},
+			[]string{"uid=A,ou=p,dc=t", "uid=a,ou=p,dc=t"}, false},
+		{"DNs differing in spelling only",
+			[]ldapadapter.Change{upsert(a, "uid=a,ou=p,dc=t", nil), upsert(b, "UID=a, ou=p, dc=t", nil)},
+			[]string{"uid=a,ou=p,dc=t", "UID=a, ou=p, dc=t"}, false},
+		{"a rename onto another entry's DN",
+			[]ldapadapter.Change{upsert(a, "uid=a,ou=p,dc=t", nil), upsert(b, "uid=b,ou=p,dc=t", nil), upsert(b, "uid=a,ou=p,dc=t", nil)},
+			[]string{"uid=a,ou=p,dc=t", "uid=a,ou=p,dc=t"}, false},
+		{"a rename in case only, then the other deleted",
+			[]ldapadapter.Change{upsert(a, "uid=a,ou=p,dc=t", nil), upsert(b, "uid=A,ou=p,dc=t", nil), upsert(a, "uid=A,ou=p,dc=t", nil), {Op: ldapadapter.Delete, UUID: b}},
+			[]string{"uid=A,ou=p,dc=t"}, true},
+		{"DN order, prefixes first",
+			[]ldapadapter.Change{upsert(a, "uid=ab,ou=p,dc=t", nil), upsert(b, "uid=a,ou=p,dc=t", nil), upsert(c, "uid=B,ou=p,dc=t", nil)},
+			[]string{"uid=a,ou=p,dc=t", "uid=ab,ou=p,dc=t", "uid=B,ou=p,dc=t"}, true},
+		{"not a DN",
+			[]ldapadapter.Change{upsert(a, "garbage", nil), upsert(b, "GARBAGE", nil)},
+			[]string{"GARBAGE", "garbage"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := open(t, filepath.Join(t.TempDir(), "r.db"), 1000)
+			defer db.Close()
+			l, err := db.Link("a", people)
+			require.NoError(t, err)
+			for _, c := range tc.changes {
+				require.NoError(t, l.Apply(t.Context(), c))
+			}
+			require.NoError(t, l.Save([]byte("c")))
+			n, err := l.Len()
+			require.NoError(t, err)
+			require.Equal(t, len(tc.want), n)
+			got := entryDNs(t, db, "a")
+			if tc.ordered {
+				require.Equal(t, tc.want, got)
+			} else { // DNs equal but for case: in the order of their UUIDs
+				require.ElementsMatch(t, tc.want, got)
+			}
+		})
+	}
+}
+
+// A base respelled (a space after a comma, the case of a type) is the same
+// base: the store accepts the link's copy for it.
+func TestContentRespelledBaseIsSame(t *testing.T) {
+	stored := store.Content{BaseDN: "ou=p, dc=t", Scope: "sub", Filter: "(objectClass=*)"}
+	for _, tc := range []struct {
+		name, base string
+		same       bool
+	}{
+		{"no space after the comma", "ou=p,dc=t", true},
+		{"spaces everywhere", "ou = p ,  dc = t", true},
+		{"case of types and values", "OU=P,DC=T", true},
+		{"hex-escaped value", `ou=\70,dc=t`, true},
+		{"another base", "ou=q,dc=t", false},
+		{"the parent", "dc=t", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "r.db")
+			db := open(t, path, 0)
+			_, err := db.Link("a", stored)
+			require.NoError(t, err)
+			require.NoError(t, db.Close())
+			db = open(t, path, 0)
+			defer db.Close()
+			c := stored
+			c.BaseDN = tc.base
+			require.Equal(t, tc.same, stored.Same(c))
+			_, err = db.Link("a", c)
+			if tc.same {
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, store.ErrContentMismatch)
+			}
+		})
+	}
+}
+
+// WriteAhead runs before every commit (a full batch, the commit before
+// Known, Save), and a failing one commits nothing and makes Save refuse
+// cookies until the next Load.
+func TestWriteAheadPrecedesEveryCommit(t *testing.T) {
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name   string
+		commit func(t *testing.T, l *store.Link) error
+	}{
+		{"batch", func(t *testing.T, l *store.Link) error {
+			require.NoError(t, l.Apply(ctx, upsert(uuid.New(), "uid=x", nil)))
+			return l.Apply(ctx, upsert(uuid.New(), "uid=y", nil)) // the batch is full
+		}},
+		{"Known", func(t *testing.T, l *store.Link) error {
+			require.NoError(t, l.Apply(ctx, upsert(uuid.New(), "uid=x", nil)))
+			_, err := l.Known(ctx)
+			return err
+		}},
+		{"Save", func(t *testing.T, l *store.Link) error {
+			require.NoError(t, l.Apply(ctx, upsert(uuid.New(), "uid=x", nil)))
+			return l.Save([]byte("c2"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := open(t, filepath.Join(t.TempDir(), "r.db"), 2)
+			defer db.Close()
+			l, err := db.Link("a", people)
+			require.NoError(t, err)
+			require.NoError(t, l.Save([]byte("c1")))
+			var calls []int64 // Commits() when the hook ran
+			l.WriteAhead(func() error { calls = append(calls, l.Commits()); return nil })
+			require.NoError(t, tc.commit(t, l))
+			require.Equal(t, []int64{1}, calls, "the hook runs once, before the commit")
+			require.EqualValues(t, 2, l.Commits())
+
+			// A failing hook: nothing is committed, and no cookie until Load.
+			l.WriteAhead(func() error { return errors.New("disk full") })
+			err = tc.commit(t, l)
+			require.ErrorIs(t, err, store.ErrWriteAhead)
+			require.EqualValues(t, 2, l.Commits())
+			n, err := l.Len()
+			require.NoError(t, err)
+			require.Equal(t, len(entryDNs(t, db, "a")), n)
+			l.WriteAhead(nil)
+			require.ErrorIs(t, l.Save([]byte("c3")), store.ErrCommitFailed)
+			_, err = l.Load()
+			require.NoError(t, err)
+			require.NoError(t, l.Save([]byte("c3")))
+		})
+	}
 }

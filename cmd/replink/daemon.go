@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/replink/replink"
+	"github.com/replink/replink/feed"
 	"github.com/replink/replink/fsm"
 	"github.com/replink/replink/ldapadapter"
+	"github.com/replink/replink/mirror"
 	"github.com/replink/replink/store"
 )
 
@@ -22,7 +24,7 @@ type daemon struct {
 	cfgPath  string // "" when configured from flags: SIGHUP has nothing to re-read
 	log      *slog.Logger
 	consumer *ldapadapter.Consumer
-	feed     *feed
+	feed     *feed.Writer
 	metrics  *metrics
 
 	mu      sync.Mutex
@@ -36,11 +38,11 @@ type daemon struct {
 type running struct {
 	spec    *linkSpec
 	link    *ldapadapter.Link
-	h       *handler
+	h       *mirror.Handler
 	unwatch func()
 }
 
-func newDaemon(cfg *config, cfgPath string, log *slog.Logger, f *feed) *daemon {
+func newDaemon(cfg *config, cfgPath string, log *slog.Logger, f *feed.Writer) *daemon {
 	d := &daemon{
 		cfgPath: cfgPath, log: log, feed: f, cfg: cfg,
 		stores: map[string]*store.DB{}, links: map[string]*running{},
@@ -85,12 +87,12 @@ func (d *daemon) addLocked(spec *linkSpec) (*running, error) {
 	}
 	r := &running{spec: spec}
 	changes, refreshed := d.metrics.changes.WithLabelValues(spec.Name), d.metrics.refreshed.WithLabelValues(spec.Name)
-	r.h = &handler{link: spec.Name, st: sl, feed: d.feed, onApply: func() {
+	r.h = mirror.NewHandler(sl, d.feed, func() {
 		changes.Inc()
 		if l := r.link; l != nil && l.State() == replink.Refreshing {
 			refreshed.Inc()
 		}
-	}}
+	})
 	l, err := d.consumer.Add(d.linkConfig(spec, r.h))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec.Where, err)
@@ -102,7 +104,7 @@ func (d *daemon) addLocked(spec *linkSpec) (*running, error) {
 	return r, nil
 }
 
-func (d *daemon) linkConfig(spec *linkSpec, h *handler) ldapadapter.LinkConfig {
+func (d *daemon) linkConfig(spec *linkSpec, h *mirror.Handler) ldapadapter.LinkConfig {
 	l := spec.LDAP
 	l.Handler = h // keeps its own cookie, with the data
 	l.Logger = d.log.With("link", spec.Name)
@@ -273,7 +275,7 @@ func (d *daemon) shutdown() error {
 		r.unwatch()
 	}
 	if d.feed != nil {
-		err = errors.Join(err, d.feed.close())
+		err = errors.Join(err, d.feed.Close())
 	}
 	for _, db := range d.stores {
 		err = errors.Join(err, db.Close())

@@ -18,9 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/replink/replink/feed"
 	"github.com/replink/replink/internal/realtarget"
 	"github.com/replink/replink/internal/slapdtest"
 	"github.com/replink/replink/ldapadapter"
@@ -275,23 +276,20 @@ func requireFeedMatches(t *testing.T, srv *slapdtest.Server, path string) {
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
-	byUUID := map[string]feedLine{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
+	byUUID := map[uuid.UUID]feed.Record{}
 	n := 0
-	for sc.Scan() {
-		var l feedLine
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &l))
+	require.NoError(t, feed.Replay(f, func(r feed.Record) error {
 		n++
-		if l.Op == "delete" {
-			delete(byUUID, l.UUID)
+		if r.Op == ldapadapter.Delete {
+			delete(byUUID, r.UUID)
 		} else {
-			byUUID[l.UUID] = l
+			byUUID[r.UUID] = r
 		}
-	}
+		return nil
+	}))
 	got := map[string]map[string][]string{}
-	for _, l := range byUUID {
-		got[l.DN] = ldapadapter.EntryAttributes(ldap.NewEntry(l.DN, l.Attributes))
+	for _, r := range byUUID {
+		got[r.DN] = ldapadapter.EntryAttributes(r.Entry())
 	}
 	requireSame(t, srv, got)
 	require.Greater(t, n, 300)

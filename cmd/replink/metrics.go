@@ -135,10 +135,10 @@ func (c *linkCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *linkCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range c.d.snapshot() {
-		if n, err := r.h.st.Len(); err == nil {
+		if n, err := r.h.Len(); err == nil {
 			ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(n), r.spec.Name)
 		}
-		if age := r.h.cookieAge(); age >= 0 {
+		if age := r.h.CookieAge(); age >= 0 {
 			ch <- prometheus.MustNewConstMetric(descCookieAge, prometheus.GaugeValue, age.Seconds(), r.spec.Name)
 		}
 	}

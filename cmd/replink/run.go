@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/replink/replink/feed"
 )
 
 // runCommand is `replink run`: validate everything, open the stores, start
@@ -90,9 +92,13 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		log.Warn(w)
 	}
 
-	var f *feed
-	if cfg.Changes != "" {
-		if f, err = openFeed(cfg.Changes, stdout); err != nil {
+	var f *feed.Writer
+	switch cfg.Changes {
+	case "":
+	case "-":
+		f = feed.NewStream(stdout)
+	default:
+		if f, err = feed.Open(cfg.Changes, feed.WithLogger(log)); err != nil {
 			return err
 		}
 	}

@@ -47,12 +47,12 @@ func (d *daemon) status() []linkStatus {
 	for _, r := range d.snapshot() {
 		s := linkStatus{
 			Name: r.spec.Name, URL: r.link.Config().LDAP.URL, URLs: r.link.Config().LDAP.URLs, Provider: r.link.Provider(), Base: r.spec.LDAP.BaseDN,
-			State: r.link.State().String(), ChangesApplied: r.h.applied.Load(), CookieAge: -1,
+			State: r.link.State().String(), ChangesApplied: r.h.Applied(), CookieAge: -1,
 		}
-		if n, err := r.h.st.Len(); err == nil {
+		if n, err := r.h.Len(); err == nil {
 			s.Entries = n
 		}
-		if age := r.h.cookieAge(); age >= 0 {
+		if age := r.h.CookieAge(); age >= 0 {
 			s.CookieAge = age.Seconds()
 		}
 		for _, tr := range r.link.History() {

@@ -1,0 +1,108 @@
+package mirror
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/replink/replink/feed"
+	"github.com/replink/replink/ldapadapter"
+	"github.com/replink/replink/store"
+)
+
+// Handler is one link's ldapadapter.Handler in the daemon: its copy in the
+// store, the change feed written ahead of it, and counters.
+//
+// It embeds the *store.Link, so every capability the store link has is the
+// Handler's without a forwarding method to forget: Load, Known, Len and,
+// above all, CommitsWithChanges, which tells the adapter that the cookie is
+// committed with the changes (ldapadapter.TransactionalCookieStore; without
+// it the link saves an extra "ahead" cookie per batch and a 389-ds link
+// reloads in full after a crash). Handler overrides only Apply (the feed
+// line first) and Save (to remember the position).
+type Handler struct {
+	*store.Link
+	feed    *feed.Writer // nil: no feed
+	onApply func()
+
+	applied  atomic.Int64 // changes applied since the process started
+	savedAt  atomic.Int64 // unix nanos of the last cookie commit
+	mu       sync.Mutex
+	position []byte // the provider's cookie last committed
+}
+
+var (
+	_ ldapadapter.Handler                  = (*Handler)(nil)
+	_ ldapadapter.TransactionalCookieStore = (*Handler)(nil)
+)
+
+// NewHandler makes the handler of link l. With a feed f, every change is
+// written to f before l applies it, and f's Sync becomes l's write-ahead
+// hook: no commit of l (a full batch, before a prune, with a cookie)
+// happens before the lines of the changes it holds are durable, so a
+// change in the store is always in the feed. onApply, if not nil, is
+// called after each change applied.
+func NewHandler(l *store.Link, f *feed.Writer, onApply func()) *Handler {
+	h := &Handler{Link: l, feed: f, onApply: onApply}
+	if f != nil {
+		l.WriteAhead(f.Sync)
+	}
+	return h
+}
+
+// Apply writes c to the feed, then queues it in the store.
+func (h *Handler) Apply(ctx context.Context, c ldapadapter.Change) error {
+	if h.feed != nil {
+		h.mu.Lock()
+		pos := h.position
+		h.mu.Unlock()
+		if err := h.feed.Write(h.Name(), c, pos); err != nil {
+			return err
+		}
+	}
+	if err := h.Link.Apply(ctx, c); err != nil {
+		return err
+	}
+	h.applied.Add(1)
+	if h.onApply != nil {
+		h.onApply()
+	}
+	return nil
+}
+
+// Save commits the pending changes and the cookie together (the feed is
+// synced first, by the write-ahead hook) and remembers the position.
+func (h *Handler) Save(cookie []byte) error {
+	if err := h.Link.Save(cookie); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.position = providerCookie(cookie)
+	h.mu.Unlock()
+	h.savedAt.Store(time.Now().UnixNano())
+	return nil
+}
+
+// providerCookie is the provider's cookie inside what the adapter stores
+// (its content binding comes first, up to a newline).
+func providerCookie(stored []byte) []byte {
+	if _, c, ok := bytes.Cut(stored, []byte{'\n'}); ok {
+		return c
+	}
+	return stored
+}
+
+// Applied counts the changes applied since the process started.
+func (h *Handler) Applied() int64 { return h.applied.Load() }
+
+// CookieAge is how long ago the cookie was last committed, or -1 if it
+// was not since the process started.
+func (h *Handler) CookieAge() time.Duration {
+	at := h.savedAt.Load()
+	if at == 0 {
+		return -1
+	}
+	return time.Since(time.Unix(0, at))
+}
