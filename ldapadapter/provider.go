@@ -7,6 +7,8 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
+
+	"github.com/replink/replink/dn"
 )
 
 // ErrBaseReplaced is the cause of refresh-required when the consumer, not
@@ -143,19 +145,8 @@ func baseIdentity(e *ldap.Entry) (binding string, syncID uuid.UUID) {
 // is spelled (spaces after commas, case): DNs are compared parsed, never as
 // strings. Only a DN with as many commas as the base is parsed, so the
 // entries of a refresh cost one count each.
-func (c *conn) isBase(dn string) bool {
-	if strings.Count(dn, ",") != strings.Count(c.cfg.BaseDN, ",") {
-		return false
-	}
-	base, err := ldap.ParseDN(c.cfg.BaseDN)
-	if err != nil {
-		return false // withDefaults refused such a base
-	}
-	other, err := ldap.ParseDN(dn)
-	if err != nil {
-		return strings.EqualFold(dn, c.cfg.BaseDN)
-	}
-	return base.EqualFold(other)
+func (c *conn) isBase(name string) bool {
+	return strings.Count(name, ",") == strings.Count(c.cfg.BaseDN, ",") && dn.Equal(name, c.cfg.BaseDN)
 }
 
 // hexOnly drops the dashes of a UUID however they are grouped.
