@@ -96,6 +96,8 @@ func TestScenariosUseTableTransitions(t *testing.T) {
 					}
 					state = st.State
 					covered[state] = true
+				case "reach":
+					state = st.State
 				}
 			}
 		}

@@ -216,6 +216,9 @@ func (r *runner) step(ctx context.Context, st Step) error {
 	case "expect":
 		r.expect(ctx, st)
 		return nil // expect sets ref itself
+	case "reach":
+		r.reach(ctx, st)
+		return nil // reach sets ref itself
 	}
 	switch st.Verb {
 	case "wait", "quiet", "state", "check":
@@ -286,6 +289,37 @@ func (r *runner) expect(ctx context.Context, st Step) {
 		}
 	}
 	r.out[st.Line-1] = qualifier(st) + fmt.Sprintf("expect %s on %s within %v", tr.To, tr.Event, within)
+}
+
+// reach takes transitions until the machine arrives in st.State within
+// st.Duration of the reference time, through any states but Failed and
+// Stopped.
+func (r *runner) reach(ctx context.Context, st Step) {
+	limit := r.bound(st.Duration)
+	deadline := r.ref.Add(limit + time.Second)
+	var path []string
+	for {
+		tr, ok := r.next(ctx, max(time.Until(deadline), 0))
+		if !ok {
+			r.fail(st, "want %s within %v: got only %v", st.State, st.Duration, path)
+			r.ref = time.Now()
+			return
+		}
+		path = append(path, tr.To.String()+" on "+tr.Event.String())
+		elapsed := tr.Time.Sub(r.ref)
+		switch {
+		case tr.To == replink.Failed || tr.To == replink.Stopped:
+			r.fail(st, "want %s within %v: went %v", st.State, st.Duration, path)
+		case tr.To == st.State && elapsed > limit:
+			r.fail(st, "want %s within %v: took %v (%v)", st.State, st.Duration, elapsed, path)
+		case tr.To == st.State:
+			r.res.Measured = append(r.res.Measured, Measurement{Line: st.Line, Step: strings.Join(st.Args, " "), After: r.prev, Elapsed: elapsed, Event: tr.Event})
+		default:
+			continue
+		}
+		r.ref = tr.Time
+		return
+	}
 }
 
 // qualifier is the [NAME ...] a rewritten line keeps.

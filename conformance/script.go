@@ -135,6 +135,17 @@ func parseStep(text string) (Step, error) {
 		if err = want(1, "state STATE"); err == nil {
 			st.State, err = replink.ParseState(args[0])
 		}
+	case "reach":
+		// For a provider whose recovery takes a path of its own choosing
+		// (389-ds closes the first binds after a crash while it recovers):
+		// any transitions, as long as none goes to Failed or Stopped.
+		if len(args) != 3 || args[1] != "within" {
+			return st, fmt.Errorf("usage: reach STATE within DURATION")
+		}
+		if st.State, err = replink.ParseState(args[0]); err != nil {
+			return st, err
+		}
+		st.Duration, err = parseDuration(args[2])
 	case "check":
 		if len(args) != 1 || args[0] != "in-sync" {
 			err = fmt.Errorf("usage: check in-sync")

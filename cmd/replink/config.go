@@ -99,7 +99,7 @@ var linkFields = []string{
 	"mode", "refresh-interval", "connect-timeout", "keepalive", "keepalive-timeout", "inactivity",
 	"backoff-initial", "backoff-max", "backoff-multiplier", "backoff-jitter", "max-retries",
 	"stop-timeout", "refresh-stall", "commit-interval", "probe", "tcp-keepalive", "tcp-user-timeout",
-	"max-message", "queue-bytes", "history", "store",
+	"deletion-guard", "deletion-guard-floor", "max-message", "queue-bytes", "history", "store",
 }
 
 type rawValue struct {
@@ -392,6 +392,24 @@ func (s *source) link(field string, rl rawLink) *linkSpec {
 			*into = n
 		}
 	}
+	if v, ok := at("deletion-guard"); ok {
+		share, err := parseShare(v.text)
+		if err != nil {
+			fail("deletion-guard", "%q: %v", v.text, err)
+		}
+		l.DeletionGuard.Share = share
+	}
+	if v, ok := at("deletion-guard-floor"); ok {
+		n, err := strconv.Atoi(v.text)
+		switch {
+		case err != nil || n < 0:
+			fail("deletion-guard-floor", "%q: want a whole number of entries, 0 or more", v.text)
+		case n == 0:
+			l.DeletionGuard.Floor = -1 // none: the library's zero is its default
+		default:
+			l.DeletionGuard.Floor = n
+		}
+	}
 	whole("max-message", &l.MaxMessage)
 	whole("queue-bytes", &l.QueueBytes)
 	whole("history", &m.HistorySize)
@@ -501,4 +519,21 @@ func fingerprint(rl rawLink, secret string) string {
 	}
 	h.Write([]byte(secret))
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// parseShare reads a deletion guard's share of the copy: "20%", "0.2", or
+// "off" (returned as -1, the library's off).
+func parseShare(s string) (float64, error) {
+	if s == "off" {
+		return -1, nil
+	}
+	pct := strings.HasSuffix(s, "%")
+	f, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+	if pct {
+		f /= 100
+	}
+	if err != nil || f <= 0 || f > 1 {
+		return 0, errors.New("want a share of the copy such as 20% or 0.2 (at most 100%), or off")
+	}
+	return f, nil
 }

@@ -7,6 +7,8 @@
 //	replink dump --store FILE [--link NAME] the copy as sorted LDIF
 //	replink canon < file.ldif               any LDIF in dump's order, to diff
 //	replink reset --store FILE --link NAME  drop a link's copy and cookie
+//	replink approve-deletions --http ADDR --link NAME
+//	                                        apply what the deletion guard holds
 //
 // SIGTERM and SIGINT stop every link cleanly (unbind, commit) and exit 0;
 // SIGHUP re-reads the configuration file and starts, stops or reconnects
@@ -39,6 +41,7 @@ const usage = `usage:
   replink dump --store FILE [--link NAME]
   replink canon < file.ldif
   replink reset --store FILE --link NAME
+  replink approve-deletions --http ADDR --link NAME
 run 'replink run -h' for every link flag.
 `
 
@@ -76,6 +79,8 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return canonCommand(stdin, stdout)
 	case "reset":
 		return resetCommand(args[1:], stdout, stderr)
+	case "approve-deletions":
+		return approveCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -126,11 +126,13 @@ type linkCollector struct{ d *daemon }
 var (
 	descEntries   = prometheus.NewDesc("replink_entries", "Entries held in each link's committed copy.", []string{"link"}, nil)
 	descCookieAge = prometheus.NewDesc("replink_cookie_age_seconds", "Time since each link's cookie was last committed.", []string{"link"}, nil)
+	descHeld      = prometheus.NewDesc("replink_deletions_held", "Deletions the deletion guard holds for each link until an admin approves them (0: none).", []string{"link"}, nil)
 )
 
 func (c *linkCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descEntries
 	ch <- descCookieAge
+	ch <- descHeld
 }
 
 func (c *linkCollector) Collect(ch chan<- prometheus.Metric) {
@@ -141,5 +143,10 @@ func (c *linkCollector) Collect(ch chan<- prometheus.Metric) {
 		if age := r.h.CookieAge(); age >= 0 {
 			ch <- prometheus.MustNewConstMetric(descCookieAge, prometheus.GaugeValue, age.Seconds(), r.spec.Name)
 		}
+		held := 0.0
+		if h := r.link.HeldDeletions(); h != nil {
+			held = float64(h.Deletions)
+		}
+		ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, held, r.spec.Name)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -268,7 +269,19 @@ func (s *soak) waitPersisting(after string) {
 		st := s.bin.status()
 		return len(st) == 1 && st[0].State == "Persisting" && s.lib.State() == replink.Persisting
 	}
+	// A replaced base empties the copy: the deletion guard holds that
+	// reload, and the soak approves it as an operator would. After any
+	// other fault a held deletion is a defect.
+	replaced := strings.Contains(after, "base replaced")
 	for !ok() {
+		if replaced && s.bin.status()[0].HeldDeletions != nil {
+			require.Equal(s.t, http.StatusOK, s.bin.post("/links/soak/approve-deletions"))
+		}
+		if replaced && s.lib.HeldDeletions() != nil {
+			if err := s.lib.ApproveDeletions(context.Background()); err != nil && !errors.Is(err, ldapadapter.ErrNothingHeld) {
+				s.t.Fatalf("approving the library link's held deletions: %v", err)
+			}
+		}
 		if time.Since(start) > 2*recoveryBound {
 			s.t.Fatalf("not Persisting %v after %s: binary %s, library link %s\nbinary log:\n%s\nlibrary link history: %v",
 				time.Since(start).Round(time.Millisecond), after, s.bin.status()[0].State, s.lib.State(), tail(s.bin.log(), 30), s.lib.History())

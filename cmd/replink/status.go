@@ -29,7 +29,17 @@ type linkStatus struct {
 	Entries        int          `json:"entries"`
 	ChangesApplied int64        `json:"changes_applied"`
 	CookieAge      float64      `json:"cookie_age_seconds"` // -1: none committed by this process
+	HeldDeletions  *heldStatus  `json:"held_deletions,omitempty"`
 	Recent         []transition `json:"recent"`
+}
+
+// heldStatus is what the deletion guard holds: POST
+// /links/NAME/approve-deletions (or replink approve-deletions) applies it.
+type heldStatus struct {
+	Deletions int     `json:"deletions"`
+	Copy      int     `json:"copy"`
+	Share     float64 `json:"guard_share"`
+	Floor     int     `json:"guard_floor"`
 }
 
 type transition struct {
@@ -55,6 +65,9 @@ func (d *daemon) status() []linkStatus {
 		if age := r.h.CookieAge(); age >= 0 {
 			s.CookieAge = age.Seconds()
 		}
+		if h := r.link.HeldDeletions(); h != nil {
+			s.HeldDeletions = &heldStatus{Deletions: h.Deletions, Copy: h.Copy, Share: h.Guard.Share, Floor: h.Guard.Floor}
+		}
 		for _, tr := range r.link.History() {
 			t := transition{Time: tr.Time, From: tr.From.String(), To: tr.To.String(), Event: tr.Event.String(), Case: tr.Case.String(), Peer: tr.Peer}
 			if tr.Cause != nil {
@@ -72,7 +85,7 @@ func (d *daemon) status() []linkStatus {
 }
 
 // handler serves /status, /healthz, /metrics and the admin actions
-// POST /links/{name}/{stop,start,reload}.
+// POST /links/{name}/{stop,start,reload,approve-deletions}.
 func (d *daemon) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -124,8 +137,13 @@ func (d *daemon) httpHandler() http.Handler {
 			err = l.link.Start(r.Context())
 		case "reload":
 			err = l.link.Reload(r.Context())
+		case "approve-deletions":
+			held := l.link.HeldDeletions()
+			if err = l.link.ApproveDeletions(r.Context()); err == nil {
+				d.log.Warn("deletions approved over HTTP", "link", l.spec.Name, "deletions", held.Deletions, "copy", held.Copy, "remote", r.RemoteAddr)
+			}
 		default:
-			http.Error(w, "action is stop, start or reload", http.StatusNotFound)
+			http.Error(w, "action is stop, start, reload or approve-deletions", http.StatusNotFound)
 			return
 		}
 		if err != nil {
