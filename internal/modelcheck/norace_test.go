@@ -2,4 +2,4 @@
 
 package modelcheck_test
 
-const defaultSeeds = 300
+const defaultSeeds = 500

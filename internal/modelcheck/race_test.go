@@ -2,4 +2,4 @@
 
 package modelcheck_test
 
-const defaultSeeds = 100
+const defaultSeeds = 300
