@@ -23,9 +23,8 @@ var ErrCrashed = errors.New("modelcheck: crashed")
 // faults is the crash layer: it counts the boundaries at which the
 // consumer's durable state changes (feed writes, feed fsyncs, store
 // commits) and, at the armed one, crashes: from then on nothing more
-// reaches the disk. Once package feed and store.Link.WriteAhead land, the
-// same counters sit behind feed.File and WriteAhead instead of the
-// wrappers below.
+// reaches the disk. The store's boundary is store.Link.WriteAhead; once
+// package feed lands, the feed's sit behind feed.File (memFile has its shape).
 type faults struct {
 	mu        sync.Mutex
 	armed     bool
@@ -185,85 +184,66 @@ func (f *feedWriter) sync() error {
 }
 
 // handler mirrors cmd/replink's handler: the store link with the feed
-// written ahead of it. Its store calls pass the crash layer's store-commit
-// boundary where the store would commit.
+// written ahead of it. The crash layer's store-commit boundary is the
+// store's WriteAhead hook, run before every commit.
 type handler struct {
 	link  string
 	st    *store.Link
 	feed  *feedWriter
 	f     *faults
-	batch int
 	trace func(string, ...any)
 
 	mu       sync.Mutex
-	pending  int // applied since the store's last commit
 	position []byte
 }
 
-func (h *handler) commit() error {
-	if !h.f.boundary(crashStoreCommit) {
-		h.trace("    store commit: crash")
-		return ErrCrashed
-	}
-	h.pending = 0
-	return nil
+func newHandler(link string, st *store.Link, feed *feedWriter, f *faults, trace func(string, ...any)) *handler {
+	h := &handler{link: link, st: st, feed: feed, f: f, trace: trace}
+	st.WriteAhead(func() error {
+		if !f.boundary(crashStoreCommit) {
+			trace("    store commit: crash")
+			return ErrCrashed
+		}
+		return nil
+	})
+	return h
 }
 
 func (h *handler) Apply(ctx context.Context, c ldapadapter.Change) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.trace("    apply %s %s %q", c.Op, c.UUID, c.DN)
-	if err := h.feed.write(h.link, c, h.position); err != nil {
+	h.mu.Lock()
+	pos := h.position
+	h.mu.Unlock()
+	if err := h.feed.write(h.link, c, pos); err != nil {
 		return err
-	}
-	if h.f.isCrashed() {
-		return ErrCrashed
-	}
-	if h.pending+1 >= h.batch { // the store commits the batch in this Apply
-		if err := h.commit(); err != nil {
-			return err
-		}
-	} else {
-		h.pending++
 	}
 	return h.st.Apply(ctx, c)
 }
 
 func (h *handler) Known(ctx context.Context) ([]uuid.UUID, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.f.isCrashed() {
-		return nil, ErrCrashed
-	}
-	h.trace("    known (commits %d pending)", h.pending)
-	if h.pending > 0 {
-		if err := h.commit(); err != nil {
-			return nil, err
-		}
-	}
+	h.trace("    known")
 	return h.st.Known(ctx)
 }
 
 func (h *handler) Load() ([]byte, error) { return h.st.Load() }
 
+// Save makes the feed durable, then commits the pending changes and the
+// cookie together.
 func (h *handler) Save(cookie []byte) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.trace("    save %q", cookie)
 	if err := h.feed.sync(); err != nil {
-		return err
-	}
-	if err := h.commit(); err != nil {
 		return err
 	}
 	if err := h.st.Save(cookie); err != nil {
 		return err
 	}
+	h.mu.Lock()
 	if _, c, ok := bytes.Cut(cookie, []byte{'\n'}); ok {
 		h.position = c
 	} else {
 		h.position = cookie
 	}
+	h.mu.Unlock()
 	return nil
 }
 

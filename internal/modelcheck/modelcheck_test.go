@@ -23,7 +23,6 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var openDefects = []modelcheck.Feature{
 	modelcheck.PersistRefreshPresent, // 1: refreshPresent in persist wipes the copy
 	modelcheck.HiddenDSE389,          // 2: 389-ds incremental refreshOnly prunes without its root DSE
-	modelcheck.CaseTwins,             // 3: DNs differing in case collide in the DN index
 	modelcheck.BinaryValues,          // 4: the feed corrupts non-UTF-8 values
 	modelcheck.StoreBeforeFeed,       // 5: a store commit precedes the feed sync
 	modelcheck.TornWrite,             // 6: a torn feed line poisons the next

@@ -152,7 +152,7 @@ func (d *driver) start() error {
 	}
 	d.db, d.sl = db, sl
 	d.feed = newFeedWriter(d.file)
-	d.h = &handler{link: "m", st: sl, feed: d.feed, f: d.fl, batch: d.setup.BatchSize, trace: d.tracef}
+	d.h = newHandler("m", sl, d.feed, d.fl, d.tracef)
 	mc := fsm.DefaultConfig()
 	mc.Mode = replink.RefreshAndPersist
 	if !d.persist {
