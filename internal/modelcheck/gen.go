@@ -194,7 +194,7 @@ func Generate(seed int64, n int, f Features) (Setup, []Step) {
 		s.Dialect = DS389
 	}
 	s.DSEHidden = r.IntN(3) == 0 && (s.Dialect == Slapd || f[HiddenDSE389])
-	if f[SpacedBase] && r.IntN(3) == 0 {
+	if r.IntN(3) == 0 && f[SpacedBase] {
 		s.ConfigBase = "ou=p, dc=t"
 	}
 	if r.IntN(3) == 0 {

@@ -68,7 +68,7 @@ func report(t *testing.T, cfg modelcheck.Config, err error) {
 	if !ok {
 		t.Fatalf("seed %d: %v", cfg.Seed, err)
 	}
-	keep, best := modelcheck.Shrink(cfg, f, func(c modelcheck.Config) error { return runOne(t, c) }, 150)
+	keep, best := modelcheck.Shrink(cfg, f, func(c modelcheck.Config) error { return runOne(t, c) }, 400)
 	ks := make([]string, len(keep))
 	for i, k := range keep {
 		ks[i] = strconv.Itoa(k)
@@ -125,14 +125,37 @@ func TestModel(t *testing.T) {
 		require.NoError(t, err)
 		until, n = time.Now().Add(dur), 1<<62
 	}
-	ran := 0
+	// REPLINK_MODEL_COLLECT=1 lists every failing seed instead of
+	// stopping at the first: for surveying what a feature reaches.
+	collect := os.Getenv("REPLINK_MODEL_COLLECT") != ""
+	ran, failed := 0, 0
+	defer func() {
+		if failed > 0 {
+			t.Errorf("%d of %d seeds failed", failed, ran)
+		}
+	}()
 	for seed := first; ran < n; seed++ {
 		if !until.IsZero() && time.Now().After(until) {
 			break
 		}
 		cfg := modelcheck.Config{Seed: seed, Steps: steps, Features: f}
 		if err := runOne(t, cfg); err != nil {
-			report(t, cfg, err)
+			if !collect {
+				report(t, cfg, err)
+			}
+			failed++
+			blame := ""
+			// REPLINK_MODEL_BLAME=feature: rerun a failing seed without
+			// it, to tell its defect from anything else.
+			if b := os.Getenv("REPLINK_MODEL_BLAME"); b != "" {
+				c := cfg
+				c.Features = cfg.Features.Without(modelcheck.Feature(b))
+				blame = "[not " + b + "] "
+				if runOne(t, c) == nil {
+					blame = "[" + b + "] "
+				}
+			}
+			t.Logf("seed %d: %s%.300s", seed, blame, err.Error())
 		}
 		ran++
 	}
@@ -166,7 +189,7 @@ func TestKnownDefects(t *testing.T) {
 					continue
 				}
 				fl := err.(*modelcheck.Failure)
-				keep, best := modelcheck.Shrink(cfg, fl, func(c modelcheck.Config) error { return runOne(t, c) }, 150)
+				keep, best := modelcheck.Shrink(cfg, fl, func(c modelcheck.Config) error { return runOne(t, c) }, 400)
 				ks := fmt.Sprint(keep)
 				t.Logf("reached with seed %d, check %s, shrunk to %d steps %s:\n%s%v", seed, best.Check, len(keep), ks, modelcheck.Describe(cfg, keep), best)
 				return
