@@ -1,18 +1,20 @@
 package modelcheck
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/replink/replink/feed"
 	"github.com/replink/replink/ldapadapter"
+	"github.com/replink/replink/mirror"
 	"github.com/replink/replink/store"
 )
 
@@ -23,8 +25,8 @@ var ErrCrashed = errors.New("modelcheck: crashed")
 // faults is the crash layer: it counts the boundaries at which the
 // consumer's durable state changes (feed writes, feed fsyncs, store
 // commits) and, at the armed one, crashes: from then on nothing more
-// reaches the disk. The store's boundary is store.Link.WriteAhead; once
-// package feed lands, the feed's sit behind feed.File (memFile has its shape).
+// reaches the disk. The store's boundary is store.Link.WriteAhead, the
+// feed's are its feed.File.
 type faults struct {
 	mu        sync.Mutex
 	armed     bool
@@ -69,8 +71,9 @@ func (f *faults) isCrashed() bool {
 	return f.crashed
 }
 
-// memFile is the feed's file: what was written, and how much of it an
-// fsync made durable. It is feed.File's shape: Write, Sync, Close.
+// memFile is the feed's file (a feed.File): what was written, and how
+// much of it an fsync made durable. Its writes and fsyncs are crash
+// boundaries.
 type memFile struct {
 	mu      sync.Mutex
 	f       *faults
@@ -80,15 +83,18 @@ type memFile struct {
 	torn    bool
 }
 
+var _ feed.File = (*memFile)(nil)
+
 func (m *memFile) Write(p []byte) (int, error) {
 	if !m.f.boundary(crashFeedWrite) {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if m.f.where == fmt.Sprintf("%s #%d", crashNames[crashFeedWrite], m.f.k) && !m.torn {
+		if m.f.point == crashFeedWrite && !m.torn {
 			// Torn: a prefix of this write reached the disk.
 			n := len(p) / 2
 			m.data = append(m.data, p[:n]...)
 			m.tornAt, m.torn = len(m.data), true
+			return n, ErrCrashed
 		}
 		return 0, ErrCrashed
 	}
@@ -108,7 +114,46 @@ func (m *memFile) Sync() error {
 	return nil
 }
 
+func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if off >= int64(len(m.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (m *memFile) Truncate(size int64) error {
+	if m.f.isCrashed() {
+		return ErrCrashed
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.data = m.data[:size]
+	m.durable = min(m.durable, int(size))
+	return nil
+}
+
+func (m *memFile) Stat() (fs.FileInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return fileInfo(len(m.data)), nil
+}
+
 func (m *memFile) Close() error { return nil }
+
+type fileInfo int
+
+func (n fileInfo) Name() string       { return "feed.jsonl" }
+func (n fileInfo) Size() int64        { return int64(n) }
+func (n fileInfo) Mode() fs.FileMode  { return 0o600 }
+func (n fileInfo) ModTime() time.Time { return time.Time{} }
+func (n fileInfo) IsDir() bool        { return false }
+func (n fileInfo) Sys() any           { return nil }
 
 // afterCrash is what the disk holds once the process is gone: everything
 // written, or with power loss only what was fsynced (a torn write's
@@ -131,123 +176,46 @@ func (m *memFile) contents() []byte {
 	return bytes.Clone(m.data)
 }
 
-// feedWriter mirrors cmd/replink's feed (package main, so it cannot be
-// imported): one JSON line per applied change, buffered, flushed and
-// fsynced before the cookie that covers it is committed.
-type feedWriter struct {
-	mu   sync.Mutex
-	w    *bufio.Writer
-	f    *memFile
-	line feedLine
-}
-
-type feedLine struct {
-	Time       time.Time           `json:"time"`
-	Link       string              `json:"link"`
-	Op         string              `json:"op"`
-	DN         string              `json:"dn,omitempty"`
-	UUID       string              `json:"uuid"`
-	Attributes map[string][]string `json:"attributes,omitempty"`
-	Cookie     string              `json:"cookie,omitempty"`
-}
-
-func newFeedWriter(f *memFile) *feedWriter {
-	return &feedWriter{w: bufio.NewWriterSize(f, 64<<10), f: f}
-}
-
-func (f *feedWriter) write(link string, c ldapadapter.Change, position []byte) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	l := &f.line
-	*l = feedLine{Time: time.Now().UTC(), Link: link, Op: c.Op.String(), DN: c.DN, UUID: c.UUID.String(), Cookie: string(position)}
-	if c.Entry != nil {
-		l.Attributes = make(map[string][]string, len(c.Entry.Attributes))
-		for _, a := range c.Entry.Attributes {
-			l.Attributes[a.Name] = a.Values
-		}
-	}
-	b, err := json.Marshal(l)
-	if err != nil {
-		return err
-	}
-	_, err = f.w.Write(append(b, '\n'))
-	return err
-}
-
-func (f *feedWriter) sync() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.w.Flush(); err != nil {
-		return err
-	}
-	return f.f.Sync()
-}
-
-// handler mirrors cmd/replink's handler: the store link with the feed
-// written ahead of it. The crash layer's store-commit boundary is the
-// store's WriteAhead hook, run before every commit.
-type handler struct {
-	link  string
-	st    *store.Link
-	feed  *feedWriter
-	f     *faults
+// tracing wraps the daemon's handler to trace what the link asks of it.
+type tracing struct {
+	*mirror.Handler
 	trace func(string, ...any)
-
-	mu       sync.Mutex
-	position []byte
 }
 
-func newHandler(link string, st *store.Link, feed *feedWriter, f *faults, trace func(string, ...any)) *handler {
-	h := &handler{link: link, st: st, feed: feed, f: f, trace: trace}
+func (h tracing) Apply(ctx context.Context, c ldapadapter.Change) error {
+	h.trace("    apply %s %s %q", c.Op, c.UUID, c.DN)
+	return h.Handler.Apply(ctx, c)
+}
+
+func (h tracing) Known(ctx context.Context) ([]uuid.UUID, error) {
+	h.trace("    known")
+	return h.Handler.Known(ctx)
+}
+
+func (h tracing) Save(cookie []byte) error {
+	h.trace("    save %q", cookie)
+	return h.Handler.Save(cookie)
+}
+
+var (
+	_ ldapadapter.Handler                  = tracing{}
+	_ ldapadapter.TransactionalCookieStore = tracing{}
+)
+
+// newHandler is the daemon's handler (mirror.NewHandler) with the crash
+// layer's store-commit boundary after its write-ahead hook (the feed's
+// Sync), before every store commit.
+func newHandler(st *store.Link, fw *feed.Writer, f *faults, trace func(string, ...any)) tracing {
+	h := mirror.NewHandler(st, fw, nil)
 	st.WriteAhead(func() error {
+		if err := fw.Sync(); err != nil {
+			return err
+		}
 		if !f.boundary(crashStoreCommit) {
 			trace("    store commit: crash")
 			return ErrCrashed
 		}
 		return nil
 	})
-	return h
+	return tracing{Handler: h, trace: trace}
 }
-
-func (h *handler) Apply(ctx context.Context, c ldapadapter.Change) error {
-	h.trace("    apply %s %s %q", c.Op, c.UUID, c.DN)
-	h.mu.Lock()
-	pos := h.position
-	h.mu.Unlock()
-	if err := h.feed.write(h.link, c, pos); err != nil {
-		return err
-	}
-	return h.st.Apply(ctx, c)
-}
-
-func (h *handler) Known(ctx context.Context) ([]uuid.UUID, error) {
-	h.trace("    known")
-	return h.st.Known(ctx)
-}
-
-func (h *handler) Load() ([]byte, error) { return h.st.Load() }
-
-// Save makes the feed durable, then commits the pending changes and the
-// cookie together.
-func (h *handler) Save(cookie []byte) error {
-	h.trace("    save %q", cookie)
-	if err := h.feed.sync(); err != nil {
-		return err
-	}
-	if err := h.st.Save(cookie); err != nil {
-		return err
-	}
-	h.mu.Lock()
-	if _, c, ok := bytes.Cut(cookie, []byte{'\n'}); ok {
-		h.position = c
-	} else {
-		h.position = cookie
-	}
-	h.mu.Unlock()
-	return nil
-}
-
-var (
-	_ ldapadapter.Handler     = (*handler)(nil)
-	_ ldapadapter.CookieStore = (*handler)(nil)
-)

@@ -20,12 +20,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // openDefects are the generator features that reach a known defect not
 // fixed yet: the default run leaves them out so that it passes. Delete a
 // line when its fix lands; REPLINK_MODEL_FEATURES=all runs everything.
+// Fixed on feed-store and so back on: 3 case-twins, 4 binary-values,
+// 5 store-before-feed, 6 torn-write.
 var openDefects = []modelcheck.Feature{
 	modelcheck.PersistRefreshPresent, // 1: refreshPresent in persist wipes the copy
 	modelcheck.HiddenDSE389,          // 2: 389-ds incremental refreshOnly prunes without its root DSE
-	modelcheck.BinaryValues,          // 4: the feed corrupts non-UTF-8 values
-	modelcheck.StoreBeforeFeed,       // 5: a store commit precedes the feed sync
-	modelcheck.TornWrite,             // 6: a torn feed line poisons the next
 	modelcheck.SpacedBase,            // 8: a base DN spelled with spaces is not recognised
 	modelcheck.FeedPhantoms,          // new: the feed keeps a change the store never committed
 	modelcheck.HiddenBaseID,          // new: a base replaced is missed when the base search hides its identity

@@ -3,7 +3,7 @@ package modelcheck
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/replink/replink"
+	"github.com/replink/replink/feed"
 	"github.com/replink/replink/fsm"
 	"github.com/replink/replink/internal/wiresim"
 	"github.com/replink/replink/ldapadapter"
@@ -58,10 +59,10 @@ type driver struct {
 	dbPath  string
 	fl      *faults
 	file    *memFile
-	feed    *feedWriter
+	feed    *feed.Writer
 	db      *store.DB
 	sl      *store.Link
-	h       *handler
+	h       tracing
 	link    *ldapadapter.Link
 	persist bool
 	live    *wiresim.Search
@@ -150,9 +151,13 @@ func (d *driver) start() error {
 		db.Close()
 		return err
 	}
-	d.db, d.sl = db, sl
-	d.feed = newFeedWriter(d.file)
-	d.h = newHandler("m", sl, d.feed, d.fl, d.tracef)
+	fw, err := feed.New(d.file, feed.WithLogger(discard))
+	if err != nil {
+		db.Close()
+		return err
+	}
+	d.db, d.sl, d.feed = db, sl, fw
+	d.h = newHandler(sl, fw, d.fl, d.tracef)
 	mc := fsm.DefaultConfig()
 	mc.Mode = replink.RefreshAndPersist
 	if !d.persist {
@@ -178,7 +183,7 @@ func (d *driver) stop() {
 		return
 	}
 	d.link.Close()
-	d.feed.sync()
+	d.feed.Close()
 	d.db.Close()
 	d.link, d.live = nil, nil
 }
@@ -577,44 +582,28 @@ func (d *driver) storeState() (map[uuid.UUID]string, int, error) {
 	return got, n, err
 }
 
-// replay reads a feed from empty: the final state by UUID, every state
-// each UUID had, and the first line that does not parse (a torn last line
-// without its newline is no error: the writer died in it).
+// replay reads a feed from empty with feed.Replay: the final state by
+// UUID, every state each UUID had, and the first line that does not parse
+// (a torn last line is no error: the writer died in it, and the next
+// writer cuts it).
 func replay(data []byte) (final map[uuid.UUID]string, hist map[uuid.UUID]map[string]bool, err error) {
 	final, hist = map[uuid.UUID]string{}, map[uuid.UUID]map[string]bool{}
-	lines := bytes.Split(data, []byte{'\n'})
-	for i, line := range lines[:len(lines)-1] {
-		var l feedLine
-		if e := json.Unmarshal(line, &l); e != nil {
-			if err == nil {
-				err = fmt.Errorf("feed line %d does not parse (%v): %.80q", i+1, e, line)
+	err = feed.Replay(bytes.NewReader(data), func(r feed.Record) error {
+		switch r.Op {
+		case ldapadapter.Upsert:
+			c := canon(r.DN, r.Attributes)
+			final[r.UUID] = c
+			if hist[r.UUID] == nil {
+				hist[r.UUID] = map[string]bool{}
 			}
-			continue
+			hist[r.UUID][c] = true
+		case ldapadapter.Delete:
+			delete(final, r.UUID)
 		}
-		u, e := uuid.Parse(l.UUID)
-		if e != nil {
-			if err == nil {
-				err = fmt.Errorf("feed line %d: uuid %q", i+1, l.UUID)
-			}
-			continue
-		}
-		switch l.Op {
-		case "upsert":
-			attrs := map[string][][]byte{}
-			for name, vals := range l.Attributes {
-				for _, v := range vals {
-					attrs[name] = append(attrs[name], []byte(v))
-				}
-			}
-			c := canon(l.DN, attrs)
-			final[u] = c
-			if hist[u] == nil {
-				hist[u] = map[string]bool{}
-			}
-			hist[u][c] = true
-		case "delete":
-			delete(final, u)
-		}
+		return nil
+	})
+	if errors.Is(err, feed.ErrTornLine) {
+		err = nil
 	}
 	return final, hist, err
 }
