@@ -28,6 +28,7 @@ var openDefects = []modelcheck.Feature{
 	modelcheck.SpacedBase,            // 8: a base DN spelled with spaces is not recognised
 	modelcheck.FeedPhantoms,          // new: the feed keeps a change the store never committed
 	modelcheck.HiddenBaseID,          // new: a base replaced is missed when the base search hides its identity
+	modelcheck.UncoveredChanges,      // new: an uncovered change lost with its connection is committed later
 }
 
 func envInt(t *testing.T, name string, def int) int {

@@ -262,8 +262,13 @@ func (d *driver) do(s Step) error {
 		d.fl.arm(s.Op, s.K, d.f[StoreBeforeFeed])
 	case Restart:
 		d.stop()
-		d.file = &memFile{f: d.fl, data: d.file.contents()}
-		d.file.durable = len(d.file.data)
+		data := d.file.contents()
+		if d.fl.isCrashed() { // while stopping: what reached the disk
+			d.tracef("crashed at %s while stopping", d.fl.where)
+			data = d.file.afterCrash()
+		}
+		d.fl = &faults{}
+		d.file = &memFile{f: d.fl, data: data, durable: len(data)}
 		d.persist = s.Op == 1
 		if err := d.start(); err != nil {
 			return d.fail("restart", "%v", err)
@@ -295,7 +300,10 @@ func (d *driver) report(s Step, changed []uuid.UUID, replaced bool, oldBase uuid
 		return
 	}
 	for _, u := range changed {
-		carrier := r.IntN(3)
+		carrier := r.IntN(3) // on the entry, on a later message, on a newcookie right after
+		if carrier == 1 && !d.f[UncoveredChanges] {
+			carrier = 2
+		}
 		var onEntry []byte
 		if carrier == 0 {
 			onEntry = cookie
