@@ -1,18 +1,15 @@
 package modelcheck
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/replink/replink/feed"
+	"github.com/replink/replink/feed/feedtest"
 	"github.com/replink/replink/ldapadapter"
 	"github.com/replink/replink/mirror"
 	"github.com/replink/replink/store"
@@ -71,89 +68,53 @@ func (f *faults) isCrashed() bool {
 	return f.crashed
 }
 
-// memFile is the feed's file (a feed.File): what was written, and how
-// much of it an fsync made durable. Its writes and fsyncs are crash
-// boundaries.
+// memFile is the feed's file: feedtest's in-memory feed.File, whose
+// writes and fsyncs are crash boundaries.
 type memFile struct {
-	mu      sync.Mutex
-	f       *faults
-	data    []byte
-	durable int
-	tornAt  int // after a torn write: the length the file keeps
-	torn    bool
+	*feedtest.File
+	f *faults
+
+	mu     sync.Mutex
+	tornAt int // after a torn write: the length the file keeps
+	torn   bool
 }
 
 var _ feed.File = (*memFile)(nil)
 
+// newMemFile is the file a process finds: data, all of it durable.
+func newMemFile(f *faults, data []byte) *memFile {
+	return &memFile{File: feedtest.NewFile(data), f: f}
+}
+
 func (m *memFile) Write(p []byte) (int, error) {
-	if !m.f.boundary(crashFeedWrite) {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if m.f.point == crashFeedWrite && !m.torn {
-			// Torn: a prefix of this write reached the disk.
-			n := len(p) / 2
-			m.data = append(m.data, p[:n]...)
-			m.tornAt, m.torn = len(m.data), true
-			return n, ErrCrashed
-		}
-		return 0, ErrCrashed
+	if m.f.boundary(crashFeedWrite) {
+		return m.File.Write(p)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.data = append(m.data, p...)
-	return len(p), nil
+	if m.f.point != crashFeedWrite || m.torn {
+		return 0, ErrCrashed
+	}
+	// Torn: this write, the crash point, leaves a prefix on the disk.
+	m.File.FailWrite(len(p)/2, ErrCrashed)
+	n, err := m.File.Write(p)
+	m.tornAt, m.torn = len(m.File.Written()), true
+	return n, err
 }
 
 func (m *memFile) Sync() error {
 	if !m.f.boundary(crashFeedSync) {
 		return ErrCrashed
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.durable = len(m.data)
-	return nil
-}
-
-func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if off >= int64(len(m.data)) {
-		return 0, io.EOF
-	}
-	n := copy(p, m.data[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return m.File.Sync()
 }
 
 func (m *memFile) Truncate(size int64) error {
 	if m.f.isCrashed() {
 		return ErrCrashed
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.data = m.data[:size]
-	m.durable = min(m.durable, int(size))
-	return nil
+	return m.File.Truncate(size)
 }
-
-func (m *memFile) Stat() (fs.FileInfo, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return fileInfo(len(m.data)), nil
-}
-
-func (m *memFile) Close() error { return nil }
-
-type fileInfo int
-
-func (n fileInfo) Name() string       { return "feed.jsonl" }
-func (n fileInfo) Size() int64        { return int64(n) }
-func (n fileInfo) Mode() fs.FileMode  { return 0o600 }
-func (n fileInfo) ModTime() time.Time { return time.Time{} }
-func (n fileInfo) IsDir() bool        { return false }
-func (n fileInfo) Sys() any           { return nil }
 
 // afterCrash is what the disk holds once the process is gone: everything
 // written, or with power loss only what was fsynced (a torn write's
@@ -163,18 +124,14 @@ func (m *memFile) afterCrash() []byte {
 	defer m.mu.Unlock()
 	switch {
 	case m.torn:
-		return bytes.Clone(m.data[:m.tornAt])
+		return m.File.Written()[:m.tornAt]
 	case m.f.powerLoss:
-		return bytes.Clone(m.data[:m.durable])
+		return m.File.Durable()
 	}
-	return bytes.Clone(m.data)
+	return m.File.Written()
 }
 
-func (m *memFile) contents() []byte {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return bytes.Clone(m.data)
-}
+func (m *memFile) contents() []byte { return m.File.Written() }
 
 // tracing wraps the daemon's handler to trace what the link asks of it.
 type tracing struct {

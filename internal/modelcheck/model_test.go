@@ -34,7 +34,7 @@ func TestParseCookie(t *testing.T) {
 }
 
 func TestReplay(t *testing.T) {
-	f := &memFile{f: &faults{}}
+	f := newMemFile(&faults{}, nil)
 	w := newTestFeed(t, f)
 	u := uuid.New()
 	require.NoError(t, w.Write("m", ldapadapter.Change{Op: ldapadapter.Upsert, UUID: u, DN: "cn=x", Entry: ldapEntry("cn=x", "v", []byte{0xff, 0x00})}, nil))

@@ -81,7 +81,7 @@ func Run(cfg Config) (err error) {
 		dbPath: filepath.Join(cfg.Dir, "copy.db"), persist: setup.Persist}
 	d.srv = wiresim.New(d.provider())
 	d.fl = &faults{}
-	d.file = &memFile{f: d.fl}
+	d.file = newMemFile(d.fl, nil)
 	d.tracef("setup: %s", setup)
 	if err := d.start(); err != nil {
 		return d.fail("start", "%v", err)
@@ -198,7 +198,7 @@ func (d *driver) recover() error {
 	d.link, d.live = nil, nil
 	data := d.file.afterCrash()
 	d.fl = &faults{}
-	d.file = &memFile{f: d.fl, data: data, durable: len(data)}
+	d.file = newMemFile(d.fl, data)
 	if err := d.start(); err != nil {
 		return d.fail("restart", "%v", err)
 	}
@@ -268,7 +268,7 @@ func (d *driver) do(s Step) error {
 			data = d.file.afterCrash()
 		}
 		d.fl = &faults{}
-		d.file = &memFile{f: d.fl, data: data, durable: len(data)}
+		d.file = newMemFile(d.fl, data)
 		d.persist = s.Op == 1
 		if err := d.start(); err != nil {
 			return d.fail("restart", "%v", err)
