@@ -21,3 +21,15 @@
 // runs in virtual time. Shrink reduces a failing step list by delta
 // debugging. The tests' doc says how to run seeds, durations and reruns.
 package modelcheck
+
+// Running it (see modelcheck_test.go):
+//
+//	go test ./internal/modelcheck                      # 500 seeds (300 under -race), 24 steps each
+//	REPLINK_MODEL_SEEDS=5000 REPLINK_MODEL_STEPS=40 go test ./internal/modelcheck -run TestModel
+//	REPLINK_MODEL_DURATION=10m go test -timeout 0 ./internal/modelcheck -run TestModel   # make soak-model
+//	REPLINK_MODEL_SEED=537 REPLINK_MODEL_STEPS=40 REPLINK_MODEL_KEEP=20,21,22,24,30 go test ./internal/modelcheck -run TestModel -v
+//	REPLINK_MODEL_FEATURES=all ...                     # also what reaches the defects still open
+//	REPLINK_MODEL_HUNT=1 go test ./internal/modelcheck -run TestKnownDefects -v   # a shrunk seed per open defect
+//
+// A failure prints its seed, the shrunk step list and the command that
+// reruns exactly that list.

@@ -182,8 +182,8 @@ func TestKnownDefects(t *testing.T) {
 			for _, x := range needs[feat] {
 				f[x] = true
 			}
-			for seed := int64(1); seed <= int64(envInt(t, "REPLINK_MODEL_SEEDS", 400)); seed++ {
-				cfg := modelcheck.Config{Seed: seed, Steps: envInt(t, "REPLINK_MODEL_STEPS", 24), Features: f}
+			for seed := int64(1); seed <= int64(envInt(t, "REPLINK_MODEL_SEEDS", 1000)); seed++ {
+				cfg := modelcheck.Config{Seed: seed, Steps: envInt(t, "REPLINK_MODEL_STEPS", 40), Features: f}
 				err := runOne(t, cfg)
 				if err == nil {
 					continue
