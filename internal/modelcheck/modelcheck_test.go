@@ -41,13 +41,24 @@ func envInt(t *testing.T, name string, def int) int {
 	return n
 }
 
+// features is REPLINK_MODEL_FEATURES: a list ("all" for every feature),
+// or "+a,b" for the default plus a and b; unset, every feature but
+// openDefects.
 func features(t *testing.T) modelcheck.Features {
-	if v := os.Getenv("REPLINK_MODEL_FEATURES"); v != "" {
-		f, err := modelcheck.ParseFeatures(v)
-		require.NoError(t, err)
-		return f
+	def := modelcheck.Enable(modelcheck.AllFeatures()...).Without(openDefects...)
+	v := os.Getenv("REPLINK_MODEL_FEATURES")
+	if v == "" {
+		return def
 	}
-	return modelcheck.Enable(modelcheck.AllFeatures()...).Without(openDefects...)
+	more, plus := strings.CutPrefix(v, "+")
+	f, err := modelcheck.ParseFeatures(more)
+	require.NoError(t, err)
+	if plus {
+		for x := range def {
+			f[x] = f[x] || def[x]
+		}
+	}
+	return f
 }
 
 // runOne runs cfg in a bubble of its own.
