@@ -54,6 +54,10 @@ const (
 	// cookie, the cookie that covers it only with a later message (new
 	// defect: lost with the connection, it is committed anyway later).
 	UncoveredChanges Feature = "uncovered-changes"
+	// EarlyPresentCookie: a present phase whose changed entries come
+	// first, the first one carrying the refresh's cookie (new defect: the
+	// link does not know it is in a present phase yet and commits it).
+	EarlyPresentCookie Feature = "early-present-cookie"
 	// FeedPhantoms is a check, not a generator feature: an entry the feed
 	// shows alive but that neither the store nor the provider has (a change
 	// written to the feed, never committed to the store, and deleted on the
@@ -65,7 +69,7 @@ const (
 // AllFeatures is every feature: the default.
 func AllFeatures() []Feature {
 	return []Feature{PersistRefreshPresent, HiddenDSE389, CaseTwins, BinaryValues, StoreBeforeFeed, TornWrite,
-		SpacedBase, BaseReplace, Crashes, RefreshRequired, Dialect389, HiddenBaseID, UncoveredChanges, FeedPhantoms}
+		SpacedBase, BaseReplace, Crashes, RefreshRequired, Dialect389, HiddenBaseID, UncoveredChanges, EarlyPresentCookie, FeedPhantoms}
 }
 
 // Features is a set of enabled features.

@@ -513,6 +513,14 @@ func (d *driver) refresh(s *wiresim.Search, r *rand.Rand, mayRefuse bool) bool {
 			end(false)
 			break
 		}
+		order := m.Order
+		early := d.f[EarlyPresentCookie] && r.IntN(2) == 0
+		if early { // the changed entries first, the first with the cookie
+			order = slices.Clone(order)
+			slices.SortStableFunc(order, func(a, b uuid.UUID) int {
+				return boolInt(m.Changed[b] > n) - boolInt(m.Changed[a] > n)
+			})
+		}
 		var later []uuid.UUID
 		var set []uuid.UUID
 		flush := func() {
@@ -521,9 +529,11 @@ func (d *driver) refresh(s *wiresim.Search, r *rand.Rand, mayRefuse bool) bool {
 				set = nil
 			}
 		}
-		for _, u := range m.Order {
+		for i, u := range order {
 			e := m.Entries[u]
 			switch {
+			case early && i == 0 && m.Changed[u] > n:
+				out = append(out, entry(u, cookie))
 			case m.Changed[u] > n && style == 2 && r.IntN(2) == 0:
 				later = append(later, u)
 				fallthrough
@@ -561,6 +571,13 @@ func (d *driver) refresh(s *wiresim.Search, r *rand.Rand, mayRefuse bool) bool {
 	}
 	s.Send(out...)
 	return true
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // storeState reads the committed copy as DB.Each shows it, by UUID, and
