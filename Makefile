@@ -6,7 +6,7 @@
 #               detector, the real-slapd and built-binary tests included
 GO ?= go
 
-.PHONY: demo tour test vet deps test-deps generate build bench gobench fuzz soak
+.PHONY: demo tour test vet deps test-deps generate build bench gobench fuzz soak soak-model
 demo: deps build
 	$(GO) run ./cmd/fsmviz -format mermaid
 	$(GO) run ./cmd/replink-tour demo -replink bin/replink
@@ -45,10 +45,19 @@ generate:
 
 # make soak: a seeded random schedule of real faults under a writer, then
 # both consumers must equal the provider (20 minutes; DURATION=2m SEED=N).
+# It starts with the model check of the data path (MODEL_DURATION).
 DURATION ?= 20m
 SEED ?=
-soak: deps
+soak: soak-model deps
 	REPLINK_SOAK=$(DURATION) REPLINK_SOAK_SEED=$(SEED) $(GO) test -race -count=1 -timeout 0 -run '^TestSoak$$' -v ./cmd/replink/
+
+# make soak-model: seeded provider histories against the real link, store
+# and feed, with crashes, for MODEL_DURATION (default 2m);
+# MODEL_FEATURES=all also runs what reaches the defects still open.
+MODEL_DURATION ?= 2m
+MODEL_FEATURES ?=
+soak-model:
+	REPLINK_MODEL_DURATION=$(MODEL_DURATION) REPLINK_MODEL_FEATURES=$(MODEL_FEATURES) REPLINK_MODEL_STEPS=40 $(GO) test -race -count=1 -timeout 0 -run '^TestModel$$' -v ./internal/modelcheck/
 
 # make bench writes docs/benchmarks.md from one run (under 10 minutes on 2
 # cores); QUICK=1 is a short run (under a minute). The Go benchmarks of the
