@@ -196,8 +196,31 @@ func (c *conn) connect() {
 			c.mu.Unlock()
 		}
 	}
+	if c.baseID == uuid.Nil {
+		c.baseID = c.locateBase() // hidden: what an earlier reload taught
+	} else {
+		c.st.rememberBase(c.digest, c.baseID)
+	}
 	c.sink.Post(replink.Connected, nil)
 	t.arm()
+}
+
+// locateBase is the base entry's UUID when the provider hides it: as an
+// earlier reload in this process learnt it, else as the copy holds it.
+func (c *conn) locateBase() uuid.UUID {
+	if id := c.st.knownBase(c.digest); id != uuid.Nil {
+		return id
+	}
+	loc, ok := c.handler.(EntryLocator)
+	if !ok || c.st.enter(c.ctx) != nil {
+		return uuid.Nil
+	}
+	defer c.st.leave()
+	id, found, err := loc.EntryAt(c.ctx, c.cfg.BaseDN)
+	if err != nil || !found {
+		return uuid.Nil
+	}
+	return id
 }
 
 func (c *conn) failConnect(op string, err error) {

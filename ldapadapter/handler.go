@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
+
+	"github.com/replink/replink/dn"
 )
 
 // Op is what a Change does to the consumer's copy.
@@ -64,6 +66,15 @@ type Handler interface {
 	Known(ctx context.Context) ([]uuid.UUID, error)
 }
 
+// EntryLocator is a Handler that can say which entry its copy holds at a
+// DN. The link asks it for the search base's entry when the provider's base
+// search hides entryUUID and nsUniqueId and no reload in this process has
+// taught it: without it, a base replaced under a persistent search after a
+// restart would go unseen. store.Link is one.
+type EntryLocator interface {
+	EntryAt(ctx context.Context, dn string) (id uuid.UUID, ok bool, err error)
+}
+
 // HandlerFunc adapts a function to a Handler, for mirroring into a system
 // that cannot list what it holds. The link remembers, in memory, the UUIDs
 // it handed the function, so deletions that a present phase implies reach
@@ -109,6 +120,20 @@ func (s *MemoryStore) Known(context.Context) ([]uuid.UUID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Collect(maps.Keys(s.entries)), nil
+}
+
+// EntryAt implements EntryLocator.
+func (s *MemoryStore) EntryAt(_ context.Context, name string) (uuid.UUID, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var id uuid.UUID
+	n := 0
+	for u, e := range s.entries {
+		if dn.Equal(e.DN, name) {
+			id, n = u, n+1
+		}
+	}
+	return id, n == 1, nil
 }
 
 // Snapshot returns the copy as DN → attribute → values, sorted values, for

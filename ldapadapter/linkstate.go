@@ -28,6 +28,31 @@ type linkState struct {
 	applied uuidSet
 	// heldDeletions is the deletion guard's state (guard.go).
 	heldDeletions
+	// base is the base entry's sync UUID as last learnt, for the content
+	// (digest) it was learnt under. A provider whose base search hides
+	// entryUUID and nsUniqueId teaches it only in a reload's stream; an
+	// incremental refresh on the next connection would not, and a base
+	// replaced under it would then go unseen.
+	baseMu     sync.Mutex
+	baseDigest string
+	baseID     uuid.UUID
+}
+
+// rememberBase records id as the base entry of the content digest.
+func (s *linkState) rememberBase(digest string, id uuid.UUID) {
+	s.baseMu.Lock()
+	defer s.baseMu.Unlock()
+	s.baseDigest, s.baseID = digest, id
+}
+
+// knownBase is the base entry's UUID last learnt for digest, or zero.
+func (s *linkState) knownBase(digest string) uuid.UUID {
+	s.baseMu.Lock()
+	defer s.baseMu.Unlock()
+	if s.baseDigest != digest {
+		return uuid.Nil
+	}
+	return s.baseID
 }
 
 func newLinkState() *linkState { return &linkState{gate: make(chan struct{}, 1)} }

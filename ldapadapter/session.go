@@ -179,6 +179,7 @@ func (s *session) checkBase(id uuid.UUID, dn string, deleted bool) error {
 		return nil
 	case s.reload && !s.refreshd, base == uuid.Nil:
 		s.c.baseID = id
+		s.c.st.rememberBase(s.c.digest, id)
 		return nil
 	case id != base:
 		return fmt.Errorf("%w: %s is now entry %s, was %s", ErrBaseReplaced, dn, id, base)
@@ -299,11 +300,14 @@ func (s *session) note(ctx context.Context, cookie []byte, force bool) error {
 	return s.noteLocked(cookie, force)
 }
 
-// noteLocked records cookie as the newest applied one, held back while the
-// refresh it belongs to may not be cut short safely: a reload, a present
-// phase, or deletions deferred to its end. The caller holds the gate.
+// noteLocked records cookie as the newest applied one, held back until the
+// refresh it belongs to ends: until then nobody knows whether it is a
+// present phase (its first messages may be changed entries, the first
+// carrying the cookie), and a restart from a cookie taken inside a present
+// phase, a reload, or before deferred deletions would never learn what the
+// rest implied. The caller holds the gate.
 func (s *session) noteLocked(cookie []byte, force bool) error {
-	if !s.refreshd && (s.reload || s.present || len(s.deferred) > 0) {
+	if !s.refreshd {
 		if cookie != nil {
 			s.held = cookie
 		}

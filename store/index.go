@@ -2,10 +2,12 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"sort"
 	"strings"
 
+	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/replink/replink/dn"
@@ -99,4 +101,31 @@ func inDNOrder(b *bolt.Bucket, fn func(id []byte) error) error {
 		}
 	}
 	return nil
+}
+
+// EntryAt returns the UUID of the entry the committed copy holds at name,
+// compared as DNs (spelling and case folded): the adapter uses it to know
+// the base entry of a provider whose base search hides its identity
+// (ldapadapter.EntryLocator). ok is false when no entry, or more than one
+// (case twins), is there.
+func (l *Link) EntryAt(_ context.Context, name string) (id uuid.UUID, ok bool, err error) {
+	prefix := indexKey(name, nil) // the folded DN and its zero byte
+	n := 0
+	err = l.db.bolt.View(func(tx *bolt.Tx) error {
+		b := l.bucket(tx)
+		if !indexCurrent(b) {
+			return nil
+		}
+		c := b.Bucket(bucketDNs).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+16; k, _ = c.Next() {
+			if n++; n == 1 {
+				copy(id[:], k[len(prefix):])
+			}
+		}
+		return nil
+	})
+	if n != 1 {
+		return uuid.Nil, false, err
+	}
+	return id, true, err
 }

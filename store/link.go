@@ -95,10 +95,18 @@ func (l *Link) Known(context.Context) ([]uuid.UUID, error) {
 // holds changes committed after that cookie (a full batch, or a commit
 // before a prune), there is none: a restart from it could keep an entry the
 // provider added and deleted since, so the link reloads in full instead.
+//
+// A new session starts from what Load returns, so changes still pending
+// from the last one are dropped here: no cookie covers them, the provider
+// sends them again if they still hold, and committing them under a later
+// cookie would keep an entry the provider has since added and deleted
+// (389-ds never names it again).
 func (l *Link) Load() ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.failed = nil
+	clear(l.pending)
+	l.pending = l.pending[:0]
 	var cookie []byte
 	err := l.db.bolt.View(func(tx *bolt.Tx) error {
 		b := l.bucket(tx)

@@ -319,3 +319,33 @@ func TestWriteAheadPrecedesEveryCommit(t *testing.T) {
 		})
 	}
 }
+
+// EntryAt finds the entry the copy holds at a DN however it is spelled,
+// and nothing when the DN is empty or names two entries (case twins).
+func TestEntryAt(t *testing.T) {
+	a, b, c := uuid.New(), uuid.New(), uuid.New()
+	db := open(t, filepath.Join(t.TempDir(), "r.db"), 1000)
+	defer db.Close()
+	l, err := db.Link("a", people)
+	require.NoError(t, err)
+	for _, ch := range []ldapadapter.Change{upsert(a, "ou=p,dc=t", nil), upsert(b, "uid=A,ou=p,dc=t", nil), upsert(c, "uid=a,ou=p,dc=t", nil)} {
+		require.NoError(t, l.Apply(t.Context(), ch))
+	}
+	require.NoError(t, l.Save([]byte("c")))
+	for _, tc := range []struct {
+		dn   string
+		want uuid.UUID
+		ok   bool
+	}{
+		{"ou=p,dc=t", a, true},
+		{"OU=p, DC=t", a, true},
+		{"uid=a,ou=p,dc=t", uuid.Nil, false}, // two entries there
+		{"ou=q,dc=t", uuid.Nil, false},
+		{"ou=p", uuid.Nil, false}, // a prefix of a DN is not the DN
+	} {
+		id, ok, err := l.EntryAt(t.Context(), tc.dn)
+		require.NoError(t, err)
+		require.Equal(t, tc.ok, ok, tc.dn)
+		require.Equal(t, tc.want, id, tc.dn)
+	}
+}
