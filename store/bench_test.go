@@ -45,3 +45,18 @@ func BenchmarkBatchCommit(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(changes)), "ns/change")
 }
+
+// BenchmarkCheck is the stat(2) every commit makes to see that the path
+// still names the open file (DB.Check): compare it with a commit's cost.
+func BenchmarkCheck(b *testing.B) {
+	db, err := store.Open(filepath.Join(b.TempDir(), "r.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	for b.Loop() {
+		if err := db.Check(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
