@@ -28,18 +28,23 @@ func bounded(t *testing.T, d time.Duration, what string, fn func()) {
 	}
 }
 
+// pipeStream makes a stream Writer on a pipe, and gives both ends; the
+// test reads the read end, or not. Both are closed when the test ends.
+func pipeStream(t *testing.T) (r, pw *os.File, w *feed.Writer) {
+	r, pw, err := os.Pipe()
+	require.NoError(t, err)
+	t.Cleanup(func() { r.Close(); pw.Close() })
+	return r, pw, feed.NewStream(pw, feed.WithStallTimeout(stall))
+}
+
 // A reader that stops reading (a full pipe) holds up Write, Sync and Close
 // for the stall timeout at most, with ErrStalled; Close unblocks the
 // goroutine blocked in write(2) with a write deadline, so nothing leaks.
 func TestStreamStalledReaderIsBounded(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	r, pw, err := os.Pipe()
-	require.NoError(t, err)
-	defer r.Close()
-	defer pw.Close()
-	w := feed.NewStream(pw, feed.WithStallTimeout(stall))
+	_, _, w := pipeStream(t)                   // nobody reads
 	big := change(strings.Repeat("x", 16<<10)) // the pipe holds a few, the queue some hundreds
-	var werr error
+	var werr, err error
 	bounded(t, 30*time.Second, "Write", func() {
 		for range 10_000 {
 			if werr = w.Write("l", big, nil); werr != nil {
@@ -62,11 +67,7 @@ func TestStreamStalledReaderIsBounded(t *testing.T) {
 // and every line queued reaches it whole, in order.
 func TestStreamResumesAfterStall(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	r, pw, err := os.Pipe()
-	require.NoError(t, err)
-	defer r.Close()
-	defer pw.Close()
-	w := feed.NewStream(pw, feed.WithStallTimeout(stall))
+	r, pw, w := pipeStream(t)
 	var want []string
 	bounded(t, 5*time.Second, "Write", func() {
 		for i := range 16 { // 256 KiB: more than a pipe holds
@@ -106,11 +107,8 @@ func TestStreamCloseAbandonsAWriterItCannotUnblock(t *testing.T) {
 // later call, never a crash.
 func TestStreamReaderGone(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	r, pw, err := os.Pipe()
-	require.NoError(t, err)
-	defer pw.Close()
+	r, _, w := pipeStream(t)
 	require.NoError(t, r.Close())
-	w := feed.NewStream(pw, feed.WithStallTimeout(stall))
 	require.NoError(t, w.Write("l", change("a"), nil), "queued")
 	require.ErrorIs(t, w.Sync(), feed.ErrReaderGone)
 	require.ErrorIs(t, w.Write("l", change("b"), nil), feed.ErrReaderGone)
