@@ -2,11 +2,15 @@
 // one JSON line each, for systems that are not directories (replink as a
 // change-data-capture source).
 //
-// The feed is written ahead of the store: a [Writer]'s Sync is the
+// The feed is written ahead of the store: a [Writer]'s SyncFor(link) is the
 // store link's WriteAhead hook, so no change is committed whose line is not
-// durable in the feed. After a crash a change may therefore come twice,
-// never not at all, and a line torn by the crash is cut off when the file is
-// opened again (its change comes again: no cookie covered it).
+// durable in the feed (Sync works too, but cannot tell which link lost lines
+// after a failed write, so it stays failed; see [Writer.Sync]). After a crash a
+// change may therefore come twice, never not at all, and a line torn by the
+// crash is cut off when the file is opened again (its change comes again: no
+// cookie covered it). A failed write or fsync (a full disk) is repaired the
+// same way without a restart: the feed cuts itself back to its last durable
+// line, and the commit of each link whose lines it cut fails once.
 //
 // Values are kept exactly, binary ones included (a jpegPhoto, a
 // certificate): a value that is valid UTF-8 is a JSON string, and an

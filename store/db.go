@@ -37,9 +37,10 @@ type Options struct {
 
 // DB is one store file.
 type DB struct {
-	path string
-	bolt *bolt.DB
-	opts Options
+	path   string
+	opened os.FileInfo // the file opened at path, for Check
+	bolt   *bolt.DB
+	opts   Options
 
 	mu    sync.Mutex
 	links map[string]*Link
@@ -68,7 +69,12 @@ func Open(path string, opts *Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	return &DB{path: path, bolt: b, opts: o, links: map[string]*Link{}}, nil
+	opened, err := os.Stat(path) // just after bolt opened it: nothing else is meant to touch it
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return &DB{path: path, opened: opened, bolt: b, opts: o, links: map[string]*Link{}}, nil
 }
 
 // Path is the file's path.

@@ -17,6 +17,10 @@ var (
 	// ErrWriteAhead is wrapped when a commit was abandoned because the
 	// function set with Link.WriteAhead failed.
 	ErrWriteAhead = errors.New("write-ahead failed; nothing committed")
+	// ErrGone is wrapped by DB.Check, and by every commit, once the
+	// store's path no longer names the file that was opened (removed,
+	// or replaced): what is committed to it would be lost at exit.
+	ErrGone = errors.New("store file removed or replaced since it was opened")
 	// ErrLocked is wrapped when another process has the file open.
 	ErrLocked = errors.New("store file is in use by another process")
 )

@@ -138,7 +138,8 @@ func (*Link) CommitsWithChanges() {}
 var _ ldapadapter.TransactionalCookieStore = (*Link)(nil)
 
 // commitLocked writes the pending changes, and the cookie if setCookie, in
-// one transaction. On failure the pending changes are dropped and the link
+// one transaction, after checking that the path still names the open file
+// (DB.Check). On failure the pending changes are dropped and the link
 // refuses cookies until the next Load.
 func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
 	if len(l.pending) == 0 && !setCookie {
@@ -148,8 +149,8 @@ func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
 		l.pending = l.pending[:0]
 		return fmt.Errorf("%w: %w", ErrCommitFailed, l.failed)
 	}
-	var err error
-	if l.writeAhead != nil {
+	err := l.db.Check() // a commit to a file removed or replaced is lost at exit
+	if err == nil && l.writeAhead != nil {
 		if err = l.writeAhead(); err != nil {
 			err = fmt.Errorf("%w: %w", ErrWriteAhead, err)
 		}
