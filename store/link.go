@@ -27,6 +27,8 @@ type Link struct {
 	pending    []ldapadapter.Change // applied, not yet committed
 	failed     error                // a commit failed since the last Load
 	writeAhead func() error         // called before every commit; nil for none
+	mark       []byte               // committed with the changes (WriteAheadMarked)
+	checkpoint bool                 // commit even with nothing pending (Checkpoint)
 
 	commits atomic.Int64 // transactions committed (each one fsyncs)
 	applied atomic.Int64 // changes committed
@@ -142,7 +144,7 @@ var _ ldapadapter.TransactionalCookieStore = (*Link)(nil)
 // (DB.Check). On failure the pending changes are dropped and the link
 // refuses cookies until the next Load.
 func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
-	if len(l.pending) == 0 && !setCookie {
+	if len(l.pending) == 0 && !setCookie && !l.checkpoint {
 		return nil
 	}
 	if l.failed != nil {
@@ -185,6 +187,11 @@ func (l *Link) commitTx(cookie []byte, setCookie bool) func(*bolt.Tx) error {
 		}
 		if err := b.Put(keyCount, binary.AppendUvarint(nil, uint64(n))); err != nil {
 			return err
+		}
+		if l.mark != nil {
+			if err := b.Put(keyMark, l.mark); err != nil {
+				return err
+			}
 		}
 		switch {
 		case !setCookie:
