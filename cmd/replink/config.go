@@ -20,7 +20,7 @@ import (
 	"github.com/replink/replink"
 	"github.com/replink/replink/fsm"
 	"github.com/replink/replink/ldapadapter"
-	"github.com/replink/replink/store"
+	"github.com/replink/replink/mirror"
 )
 
 // config is what `replink run` runs: from a YAML file, or one link from
@@ -31,7 +31,7 @@ type config struct {
 	Changes       string
 	LogFormat     string
 	LogLevel      slog.Level
-	Links         []*linkSpec
+	Links         []mirror.LinkConfig
 	// Warnings are worth a log line but stop nothing (a secret readable by
 	// others).
 	Warnings []string
@@ -40,19 +40,6 @@ type config struct {
 // top sums up the settings besides links, as the file gives them.
 func (c *config) top() string {
 	return fmt.Sprint(c.HTTP, c.AllowExternal, c.Changes, c.LogFormat, c.LogLevel)
-}
-
-// linkSpec is one link, validated, with the Handler still to be wired.
-type linkSpec struct {
-	Name    string
-	Where   string // file:line, for errors found later (a store refusing it)
-	LDAP    ldapadapter.Config
-	Machine fsm.Config
-	Store   string
-	Content store.Content
-	// fingerprint changes when any setting of the link does, secrets
-	// included (as a digest), so SIGHUP can tell which links changed.
-	fingerprint string
 }
 
 // fieldError is a bad value, located: file:line: field: message.
@@ -172,8 +159,8 @@ func loadConfig(path string) (*config, error) {
 			s.fail(rl["name"].line, fmt.Sprintf("links[%d].name", i), "%q is already the name of the link at %s", spec.Name, prev)
 			continue
 		}
-		seen[spec.Name] = spec.Where
-		cfg.Links = append(cfg.Links, spec)
+		seen[spec.Name] = spec.Source
+		cfg.Links = append(cfg.Links, *spec)
 	}
 	s.common(cfg)
 	if err := errors.Join(s.errs...); err != nil {
@@ -254,8 +241,10 @@ func (s *source) links(v *yaml.Node) []rawLink {
 	return out
 }
 
-// link turns one link's raw settings into a validated spec, or nil.
-func (s *source) link(field string, rl rawLink) *linkSpec {
+// link turns one link's raw settings into a validated link, or nil. Its
+// Fingerprint digests every setting as written and the secret it resolved
+// to, so that SIGHUP can tell which links changed.
+func (s *source) link(field string, rl rawLink) *mirror.LinkConfig {
 	before := len(s.errs)
 	at := func(k string) (rawValue, bool) { v, ok := rl[k]; return v, ok }
 	str := func(k string) string { v, _ := at(k); return v.text }
@@ -304,7 +293,7 @@ func (s *source) link(field string, rl rawLink) *linkSpec {
 		}
 	}
 
-	spec := &linkSpec{Name: str("name"), Where: s.where(rl[""].line), Machine: fsm.DefaultConfig()}
+	spec := &mirror.LinkConfig{Name: str("name"), Source: s.where(rl[""].line), Machine: fsm.DefaultConfig()}
 	if spec.Name == "" {
 		fail("name", "missing: every link needs a name")
 	} else if strings.ContainsAny(spec.Name, "/ \t") {
@@ -329,12 +318,11 @@ func (s *source) link(field string, rl rawLink) *linkSpec {
 			fail(k, "missing")
 		}
 	}
-	scope := "sub"
 	switch v := str("scope"); v {
 	case "", "sub", "subtree":
 		l.Scope = ldap.ScopeWholeSubtree
 	case "one", "onelevel", "single":
-		l.Scope, scope = ldap.ScopeSingleLevel, "one"
+		l.Scope = ldap.ScopeSingleLevel
 	default:
 		fail("scope", "%q: want sub or one", v)
 	}
@@ -431,12 +419,7 @@ func (s *source) link(field string, rl rawLink) *linkSpec {
 		s.fail(rl[""].line, field, "%v", err)
 		return nil
 	}
-	filter := l.Filter
-	if filter == "" {
-		filter = "(objectClass=*)"
-	}
-	spec.Content = store.Content{BaseDN: l.BaseDN, Scope: scope, Filter: filter, Attributes: l.Attributes}
-	spec.fingerprint = fingerprint(rl, secret)
+	spec.Fingerprint = fingerprint(rl, secret)
 	return spec
 }
 

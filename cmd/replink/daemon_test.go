@@ -25,6 +25,7 @@ import (
 	"github.com/replink/replink/internal/realtarget"
 	"github.com/replink/replink/internal/slapdtest"
 	"github.com/replink/replink/ldapadapter"
+	"github.com/replink/replink/mirror"
 )
 
 // These tests run replink as a user does: the built binary, against a real
@@ -135,9 +136,9 @@ func (p *proc) post(path string) int {
 	return resp.StatusCode
 }
 
-func (p *proc) status() []linkStatus {
+func (p *proc) status() []mirror.LinkStatus {
 	_, body := p.get("/status")
-	var s struct{ Links []linkStatus }
+	var s struct{ Links []mirror.LinkStatus }
 	require.NoError(p.t, json.Unmarshal([]byte(body), &s))
 	return s.Links
 }

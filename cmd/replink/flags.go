@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+
+	"github.com/replink/replink/mirror"
 )
 
 // flagConfig builds a one-link configuration from command-line flags named
@@ -55,7 +57,7 @@ func (f *flagConfig) config(http string, allowExternal bool, changes, logFormat 
 	cfg := &config{HTTP: http, AllowExternal: allowExternal, Changes: changes, LogFormat: logFormat, LogLevel: level}
 	spec := s.link("link", f.raw)
 	if spec != nil {
-		cfg.Links = []*linkSpec{spec}
+		cfg.Links = []mirror.LinkConfig{*spec}
 	}
 	s.common(cfg)
 	if len(s.errs) > 0 {

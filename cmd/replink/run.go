@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/replink/replink/feed"
+	"github.com/replink/replink/mirror"
 )
 
 // runCommand is `replink run`: validate everything, open the stores, start
@@ -92,72 +93,103 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		log.Warn(w)
 	}
 
-	var f *feed.Writer
+	var f mirror.Feed
 	switch cfg.Changes {
 	case "":
 	case "-":
 		f = feed.NewStream(stdout)
 	default:
-		if f, err = feed.Open(cfg.Changes, feed.WithLogger(log)); err != nil {
+		w, err := feed.Open(cfg.Changes, feed.WithLogger(log))
+		if err != nil {
 			return err
 		}
+		f = w
 	}
-	d := newDaemon(cfg, *cfgPath, log, f)
-	d.fileTop = fileTop
-	var srv *http.Server
 	var ln net.Listener
 	if cfg.HTTP != "" { // bound before anything starts, served once the links exist
 		if ln, err = listenHTTP(cfg.HTTP, cfg.AllowExternal); err != nil {
+			if f != nil {
+				f.Close()
+			}
 			return usageError{err}
 		}
 		defer ln.Close()
+	}
+	m, err := mirror.New(cfg.mirror(log, f))
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		return err
 	}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	if err := d.start(ctx); err != nil {
-		d.shutdown()
-		return err
-	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- m.Run(runCtx) }()
+	var srv *http.Server
 	if ln != nil {
-		srv = &http.Server{Handler: d.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+		srv = &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		log.Info("http listening", "addr", ln.Addr().String())
 	}
 	log.Info("started", "links", len(cfg.Links))
 	if live != nil {
-		go live.run(ctx, d)
+		go live.run(runCtx, m)
+	}
+	stop := func() error {
+		if srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			srv.Shutdown(ctx)
+			cancel()
+		}
+		cancel()
+		err := <-ran
+		if live != nil {
+			live.close()
+		}
+		return err
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			return stop(d, srv, live)
+			return stop()
+		case err := <-ran: // ended by itself: its feed's reader is gone
+			ran <- err
+			log.Error("stopping", "err", err)
+			return stop()
 		case s := <-sigs:
 			if s != syscall.SIGHUP {
 				log.Info("stopping", "signal", s.String())
-				return stop(d, srv, live)
+				return stop()
 			}
-			if err := d.reload(ctx); err != nil {
+			if *cfgPath == "" {
+				log.Error("configuration rejected; the running links are left as they are", "err", "configured from flags: nothing to re-read")
+				continue
+			}
+			next, err := loadConfig(*cfgPath)
+			if err == nil {
+				err = m.Reload(ctx, next.mirror(log, nil))
+			}
+			if err != nil {
 				log.Error("configuration rejected; the running links are left as they are", "err", err)
 				continue
 			}
-			log.Info("configuration reloaded", "links", len(d.snapshot()))
+			if next.top() != fileTop {
+				log.Warn("http, changes and log settings take effect at the next start")
+			}
+			fileTop = next.top()
+			log.Info("configuration reloaded", "links", len(m.Status()))
 		}
 	}
 }
 
-func stop(d *daemon, srv *http.Server, live *liveView) error {
-	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		srv.Shutdown(ctx)
-		cancel()
-	}
-	err := d.shutdown()
-	if live != nil {
-		live.close()
-	}
-	return err
+// mirror is the mirror.Config of c, logging to log and feeding f.
+func (c *config) mirror(log *slog.Logger, f mirror.Feed) mirror.Config {
+	return mirror.Config{Links: c.Links, Feed: f, Logger: log}
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
