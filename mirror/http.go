@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
@@ -19,6 +20,11 @@ import (
 //	GET  /metrics                 Prometheus exposition
 //	GET  /links/{name}/ldif       the link's committed copy, sorted LDIF
 //	POST /links/{name}/{action}   stop, start, reload or approve-deletions
+//
+// Every request is checked first (see HTTPConfig): a Host that is not the
+// server's is refused (421), a missing token when one is set (401), a
+// cross-origin POST (403) or one with a form body (415). The copy comes
+// with its secrets redacted unless asked with ?secrets=1 and the token.
 func (m *Mirror) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -46,8 +52,24 @@ func (m *Mirror) Handler() http.Handler {
 			http.Error(w, "no such link", http.StatusNotFound)
 			return
 		}
+		secrets := r.URL.Query().Get("secrets") == "1"
+		if secrets && !m.guard.authenticated(r) {
+			http.Error(w, "secrets=1 needs the token (http-token-file)", http.StatusForbidden)
+			return
+		}
 		var entries []*ldap.Entry
-		err := db.Each(l.cfg.Name, func(e *ldap.Entry) error { entries = append(entries, e); return nil })
+		err := db.Each(l.cfg.Name, func(e *ldap.Entry) error {
+			if !secrets {
+				for _, a := range e.Attributes {
+					if m.guard.redacted(a.Name) {
+						a.Values = slices.Repeat([]string{RedactedValue}, len(a.Values))
+						a.ByteValues = nil
+					}
+				}
+			}
+			entries = append(entries, e)
+			return nil
+		})
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -61,8 +83,14 @@ func (m *Mirror) Handler() http.Handler {
 			http.Error(w, "no such link", http.StatusNotFound)
 			return
 		}
+		action := r.PathValue("action")
+		if !slices.Contains([]string{"stop", "start", "reload", "approve-deletions"}, action) {
+			http.Error(w, "action is stop, start, reload or approve-deletions", http.StatusNotFound)
+			return
+		}
+		m.log.Info("admin action", append([]any{"action", action, "link", l.cfg.Name}, m.guard.caller(r)...)...)
 		var err error
-		switch r.PathValue("action") {
+		switch action {
 		case "stop":
 			err = l.link.Stop(r.Context())
 		case "start":
@@ -74,11 +102,8 @@ func (m *Mirror) Handler() http.Handler {
 		case "approve-deletions":
 			held := l.link.HeldDeletions()
 			if err = l.link.ApproveDeletions(r.Context()); err == nil {
-				m.log.Warn("deletions approved over HTTP", "link", l.cfg.Name, "deletions", held.Deletions, "copy", held.Copy, "remote", r.RemoteAddr)
+				m.log.Warn("deletions approved over HTTP", append([]any{"link", l.cfg.Name, "deletions", held.Deletions, "copy", held.Copy}, m.guard.caller(r)...)...)
 			}
-		default:
-			http.Error(w, "action is stop, start, reload or approve-deletions", http.StatusNotFound)
-			return
 		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusConflict)
@@ -87,7 +112,7 @@ func (m *Mirror) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]string{"link": l.cfg.Name, "state": l.link.State().String()})
 	})
-	return mux
+	return m.guard.wrap(mux)
 }
 
 // storeOf is the store file l's copy is in.

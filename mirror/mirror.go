@@ -26,6 +26,8 @@ type Config struct {
 	// Logger receives one line per transition and per admin action
 	// (default: slog.Default()).
 	Logger *slog.Logger
+	// HTTP says how Handler guards the status and admin surface.
+	HTTP HTTPConfig
 	// ShutdownTimeout bounds what Run does after the links stopped (each
 	// within its own StopTimeout): closing the feed and the stores. A feed
 	// whose reader stalls is abandoned after it. Default 5s.
@@ -96,6 +98,7 @@ type Mirror struct {
 	consumer *ldapadapter.Consumer
 	feed     Feed
 	metrics  *metrics
+	guard    *guard
 	shutdown time.Duration
 	check    time.Duration
 	fatal    chan error // the feed's reader is gone: Run ends with it
@@ -146,6 +149,11 @@ func New(cfg Config) (*Mirror, error) {
 	if m.check == 0 {
 		m.check = 2 * time.Second
 	}
+	g, err := newGuard(cfg.HTTP)
+	if err != nil {
+		return nil, err
+	}
+	m.guard = g
 	// The machines' own transition logs would repeat the mirror's.
 	quiet := slog.New(levelFloor{log.Handler(), slog.LevelError})
 	m.consumer = ldapadapter.NewConsumer(fsm.WithLogger(quiet))

@@ -27,7 +27,9 @@ import (
 // flags. Every value is checked before anything connects.
 type config struct {
 	HTTP          string
-	AllowExternal bool // serve HTTP on a non-loopback address
+	AllowExternal bool     // serve HTTP on a non-loopback address (with a token)
+	HTTPTokenFile string   // the admin surface's bearer token, in a file
+	HTTPRedact    []string // attributes /links/NAME/ldif redacts; nil: mirror.DefaultRedacted
 	Changes       string
 	LogFormat     string
 	LogLevel      slog.Level
@@ -39,7 +41,7 @@ type config struct {
 
 // top sums up the settings besides links, as the file gives them.
 func (c *config) top() string {
-	return fmt.Sprint(c.HTTP, c.AllowExternal, c.Changes, c.LogFormat, c.LogLevel)
+	return fmt.Sprint(c.HTTP, c.AllowExternal, c.HTTPTokenFile, c.HTTPRedact, c.Changes, c.LogFormat, c.LogLevel)
 }
 
 // fieldError is a bad value, located: file:line: field: message.
@@ -128,6 +130,10 @@ func loadConfig(path string) (*config, error) {
 			cfg.HTTP = s.scalar(v, "http")
 		case "http-allow-external":
 			cfg.AllowExternal = s.boolean(v, "http-allow-external")
+		case "http-token-file":
+			cfg.HTTPTokenFile = s.scalar(v, "http-token-file")
+		case "http-redact":
+			cfg.HTTPRedact = s.list(v, "http-redact")
 		case "changes":
 			cfg.Changes = s.scalar(v, "changes")
 		case "log-format":
@@ -140,7 +146,7 @@ func loadConfig(path string) (*config, error) {
 			linksLine = k.Line
 			links = s.links(v)
 		default:
-			s.fail(k.Line, k.Value, "unknown setting; want one of http, http-allow-external, changes, log-format, log-level, store, links")
+			s.fail(k.Line, k.Value, "unknown setting; want one of http, http-allow-external, http-token-file, http-redact, changes, log-format, log-level, store, links")
 		}
 	}
 	if linksLine == 0 {
@@ -184,6 +190,24 @@ func (s *source) scalar(v *yaml.Node, field string) string {
 		return ""
 	}
 	return v.Value
+}
+
+// list reads a list of names (or one name), never nil.
+func (s *source) list(v *yaml.Node, field string) []string {
+	out := []string{}
+	switch v.Kind {
+	case yaml.SequenceNode:
+		for _, n := range v.Content {
+			out = append(out, s.scalar(n, field))
+		}
+	case yaml.ScalarNode:
+		if v.Value != "" {
+			out = append(out, v.Value)
+		}
+	default:
+		s.fail(v.Line, field, "want a list of attribute names")
+	}
+	return out
 }
 
 func (s *source) boolean(v *yaml.Node, field string) bool {

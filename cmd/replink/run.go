@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,7 +26,9 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration file (several links)")
 	httpAddr := fs.String("http", "", "serve /status, /metrics, /healthz and admin actions on ADDR (loopback only by default)")
-	allowExternal := fs.Bool("http-allow-external", false, "allow --http on a non-loopback address")
+	allowExternal := fs.Bool("http-allow-external", false, "allow --http on a non-loopback address (needs --http-token-file)")
+	tokenFile := fs.String("http-token-file", "", "require the bearer token in FILE on every HTTP request")
+	redact := fs.String("http-redact", "", "comma-separated attributes /links/NAME/ldif redacts (default: the usual password attributes)")
 	changes := fs.String("changes", "", "write every applied change as a JSON line to FILE (- for stdout)")
 	logFormat := fs.String("log-format", "text", "text or json")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -61,6 +64,10 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 					cfg.HTTP = *httpAddr
 				case "http-allow-external":
 					cfg.AllowExternal = *allowExternal
+				case "http-token-file":
+					cfg.HTTPTokenFile = *tokenFile
+				case "http-redact":
+					cfg.HTTPRedact = splitList(*redact)
 				case "changes":
 					cfg.Changes = *changes
 				case "log-format":
@@ -71,7 +78,11 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			})
 		}
 	case links.used():
-		cfg, err = links.config(*httpAddr, *allowExternal, *changes, *logFormat, level)
+		top := config{HTTP: *httpAddr, AllowExternal: *allowExternal, HTTPTokenFile: *tokenFile, Changes: *changes, LogFormat: *logFormat, LogLevel: level}
+		if *redact != "" {
+			top.HTTPRedact = splitList(*redact)
+		}
+		cfg, err = links.config(top)
 	default:
 		return usageError{errors.New("run needs --config FILE, or --url, --base and --store for one link")}
 	}
@@ -93,6 +104,15 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		log.Warn(w)
 	}
 
+	var token string
+	if cfg.HTTPTokenFile != "" {
+		if token, err = readToken(cfg.HTTPTokenFile); err != nil {
+			return usageError{err}
+		}
+		if fi, err := os.Stat(cfg.HTTPTokenFile); err == nil && fi.Mode().Perm()&0o044 != 0 {
+			log.Warn("token file is readable by other users: chmod 600 it", "file", cfg.HTTPTokenFile, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
+		}
+	}
 	var f mirror.Feed
 	switch cfg.Changes {
 	case "":
@@ -107,7 +127,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var ln net.Listener
 	if cfg.HTTP != "" { // bound before anything starts, served once the links exist
-		if ln, err = listenHTTP(cfg.HTTP, cfg.AllowExternal); err != nil {
+		if ln, err = listenHTTP(cfg.HTTP, cfg.AllowExternal, token != ""); err != nil {
 			if f != nil {
 				f.Close()
 			}
@@ -115,7 +135,12 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		defer ln.Close()
 	}
-	m, err := mirror.New(cfg.mirror(log, f))
+	mcfg := cfg.mirror(log, f)
+	mcfg.HTTP.Token = token
+	if ln != nil {
+		mcfg.HTTP.Addr = ln.Addr().String()
+	}
+	m, err := mirror.New(mcfg)
 	if err != nil {
 		if f != nil {
 			f.Close()
@@ -189,7 +214,17 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // mirror is the mirror.Config of c, logging to log and feeding f.
 func (c *config) mirror(log *slog.Logger, f mirror.Feed) mirror.Config {
-	return mirror.Config{Links: c.Links, Feed: f, Logger: log}
+	return mirror.Config{Links: c.Links, Feed: f, Logger: log, HTTP: mirror.HTTPConfig{Redact: c.HTTPRedact}}
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
