@@ -58,7 +58,7 @@ func (m *Mirror) Handler() http.Handler {
 			return
 		}
 		var entries []*ldap.Entry
-		err := db.Each(l.cfg.Name, func(e *ldap.Entry) error {
+		err := db.Each(l.link.Name(), func(e *ldap.Entry) error {
 			if !secrets {
 				for _, a := range e.Attributes {
 					if m.guard.redacted(a.Name) {
@@ -88,7 +88,7 @@ func (m *Mirror) Handler() http.Handler {
 			http.Error(w, "action is stop, start, reload or approve-deletions", http.StatusNotFound)
 			return
 		}
-		m.log.Info("admin action", append([]any{"action", action, "link", l.cfg.Name}, m.guard.caller(r)...)...)
+		m.log.Info("admin action", append([]any{"action", action, "link", l.link.Name()}, m.guard.caller(r)...)...)
 		var err error
 		switch action {
 		case "stop":
@@ -102,7 +102,7 @@ func (m *Mirror) Handler() http.Handler {
 		case "approve-deletions":
 			held := l.link.HeldDeletions()
 			if err = l.link.ApproveDeletions(r.Context()); err == nil {
-				m.log.Warn("deletions approved over HTTP", append([]any{"link", l.cfg.Name, "deletions", held.Deletions, "copy", held.Copy}, m.guard.caller(r)...)...)
+				m.log.Warn("deletions approved over HTTP", append([]any{"link", l.link.Name(), "deletions", held.Deletions, "copy", held.Copy}, m.guard.caller(r)...)...)
 			}
 		}
 		if err != nil {
@@ -110,7 +110,7 @@ func (m *Mirror) Handler() http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]string{"link": l.cfg.Name, "state": l.link.State().String()})
+		json.NewEncoder(w).Encode(map[string]string{"link": l.link.Name(), "state": l.link.State().String()})
 	})
 	return m.guard.wrap(mux)
 }

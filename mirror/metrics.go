@@ -137,7 +137,7 @@ func (c *linkCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *linkCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, l := range c.m.snapshot() {
-		name := l.cfg.Name
+		name := l.link.Name()
 		if n, err := l.h.Len(); err == nil {
 			ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(n), name)
 		}

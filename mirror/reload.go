@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 
 	"github.com/replink/replink"
@@ -45,31 +46,29 @@ type plan struct {
 	reconfigure []*prepared
 	remove      []*link // links gone, and the old side of those moving
 	opened      []*storeFile
-	created     []createdLink // store links that did not exist before
 }
 
 type prepared struct {
 	cfg LinkConfig
 	fp  string
 	key string
-	sl  *store.Link // nil when reconfigured in place
+	// sl is the link's copy, checked against its content; nil for a link
+	// the store does not hold yet, created when the plan is applied (only
+	// an I/O error on a working file can fail that), and for a link
+	// reconfigured in place.
+	sl *store.Link
+	db *store.DB
 }
 
-type createdLink struct {
-	db   *store.DB
-	name string
-}
-
-// rollback undoes what prepare opened.
+// rollback undoes what prepare opened: the stores, and the files it
+// created for them.
 func (m *Mirror) rollback(p *plan) {
-	for _, c := range p.created {
-		if err := c.db.Reset(c.name); err != nil {
-			m.log.Warn("could not drop a link prepared for a rejected configuration", "link", c.name, "store", c.db.Path(), "err", err)
-		}
-	}
 	for _, s := range p.opened {
 		s.db.Close()
 		delete(m.stores, s.key)
+		if s.created {
+			os.Remove(s.key)
+		}
 	}
 }
 
@@ -118,7 +117,7 @@ func (m *Mirror) prepare(cfgs []LinkConfig) (_ *plan, err error) {
 		case running:
 			p.remove = append(p.remove, old) // another store or content: another copy
 		}
-		if pr.sl, err = m.openLink(p, lc, key); err != nil {
+		if pr.db, pr.sl, err = m.openLink(p, lc, key); err != nil {
 			return nil, err
 		}
 		p.add = append(p.add, pr)
@@ -131,30 +130,32 @@ func (m *Mirror) prepare(cfgs []LinkConfig) (_ *plan, err error) {
 	return p, nil
 }
 
-// openLink opens lc's copy in the store at key, opening the store first if
-// no link uses it yet.
-func (m *Mirror) openLink(p *plan, lc LinkConfig, key string) (*store.Link, error) {
+// openLink opens the store at key if no link uses it yet, and lc's copy in
+// it if the store holds one, refusing it if made from other content. A
+// copy the store does not hold yet is left to create when the plan is
+// applied, so that a rejected plan leaves the store as it was.
+func (m *Mirror) openLink(p *plan, lc LinkConfig, key string) (*store.DB, *store.Link, error) {
 	s, ok := m.stores[key]
 	if !ok {
 		var err error
 		if s, err = openStore(lc.Store, key); err != nil {
-			return nil, fmt.Errorf("%slink %q: %w", lc.where(), lc.Name, err)
+			return nil, nil, fmt.Errorf("%slink %q: %w", lc.where(), lc.Name, err)
 		}
 		m.stores[key] = s
 		p.opened = append(p.opened, s)
 	}
 	names, err := s.db.Links()
 	if err != nil {
-		return nil, fmt.Errorf("%slink %q: %w", lc.where(), lc.Name, err)
+		return nil, nil, fmt.Errorf("%slink %q: %w", lc.where(), lc.Name, err)
+	}
+	if !slices.Contains(names, lc.Name) {
+		return s.db, nil, nil
 	}
 	sl, err := s.db.Link(lc.Name, lc.content())
 	if err != nil {
-		return nil, fmt.Errorf("%slink %q: %w", lc.where(), lc.Name, err)
+		return nil, nil, fmt.Errorf("%slink %q: %w", lc.where(), lc.Name, err)
 	}
-	if !slices.Contains(names, lc.Name) {
-		p.created = append(p.created, createdLink{s.db, lc.Name})
-	}
-	return sl, nil
+	return s.db, sl, nil
 }
 
 // checkLink is every check of a link that needs no store: the adapter's
@@ -211,6 +212,13 @@ func (m *Mirror) applyLocked(ctx context.Context, p *plan) error {
 }
 
 func (m *Mirror) addLocked(pr *prepared) (*link, error) {
+	if pr.sl == nil {
+		sl, err := pr.db.Link(pr.cfg.Name, pr.cfg.content())
+		if err != nil {
+			return nil, fmt.Errorf("%slink %q: %w", pr.cfg.where(), pr.cfg.Name, err)
+		}
+		pr.sl = sl
+	}
 	l := &link{cfg: pr.cfg, fp: pr.fp, key: pr.key}
 	changes, refreshed := m.metrics.changes.WithLabelValues(pr.cfg.Name), m.metrics.refreshed.WithLabelValues(pr.cfg.Name)
 	l.h = newHandler(pr.sl, m.feed, func() {

@@ -51,7 +51,7 @@ func (m *Mirror) Status() []LinkStatus {
 	for _, l := range m.snapshot() {
 		cfg := l.link.Config().LDAP
 		s := LinkStatus{
-			Name: l.cfg.Name, URL: cfg.URL, URLs: cfg.URLs, Provider: l.link.Provider(), Base: l.cfg.LDAP.BaseDN,
+			Name: l.link.Name(), URL: cfg.URL, URLs: cfg.URLs, Provider: l.link.Provider(), Base: cfg.BaseDN,
 			State: l.link.State().String(), ChangesApplied: l.h.Applied(), CookieAge: -1,
 		}
 		if n, err := l.h.Len(); err == nil {
@@ -87,7 +87,7 @@ func (m *Mirror) failed() []string {
 	var out []string
 	for _, l := range m.snapshot() {
 		if l.link.State() == replink.Failed || l.failure() != nil {
-			out = append(out, l.cfg.Name)
+			out = append(out, l.link.Name())
 		}
 	}
 	return out

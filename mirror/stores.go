@@ -19,6 +19,9 @@ type storeFile struct {
 	db   *store.DB
 	key  string
 	info os.FileInfo // the file as opened, to notice it deleted or replaced
+	// created: the file did not exist before; a rejected reload that
+	// opened it removes it.
+	created bool
 }
 
 // storeKey names a store file however its path is spelled ("shared.db",
@@ -29,6 +32,8 @@ func storeKey(path string) (string, error) {
 }
 
 func openStore(path, key string) (*storeFile, error) {
+	_, err := os.Stat(key)
+	created := errors.Is(err, os.ErrNotExist)
 	db, err := store.Open(path, nil)
 	if err != nil {
 		return nil, err
@@ -38,7 +43,7 @@ func openStore(path, key string) (*storeFile, error) {
 		db.Close()
 		return nil, err
 	}
-	return &storeFile{db: db, key: key, info: fi}, nil
+	return &storeFile{db: db, key: key, info: fi, created: created}, nil
 }
 
 // ErrStoreGone is a link's cause when its store file was deleted or
@@ -110,15 +115,15 @@ func (m *Mirror) failLink(l *link, cause error) {
 	}
 	l.fault = cause
 	l.mu.Unlock()
-	m.log.Error("link failed: its store is unusable; restore the file and restart", "link", l.cfg.Name, "cause", cause)
-	m.metrics.setState(l.cfg.Name, replink.Failed)
+	m.log.Error("link failed: its store is unusable; restore the file and restart", "link", l.link.Name(), "cause", cause)
+	m.metrics.setState(l.link.Name(), replink.Failed)
 	ctx, cancel := context.WithTimeout(context.Background(), stopBound(l))
 	defer cancel()
 	l.link.Stop(ctx)
 }
 
 func stopBound(l *link) time.Duration {
-	if d := l.cfg.LDAP.StopTimeout; d > 0 {
+	if d := l.link.Config().LDAP.StopTimeout; d > 0 {
 		return 2 * d
 	}
 	return 6 * time.Second

@@ -515,8 +515,10 @@ func (s *source) tls(rl rawLink, l *ldapadapter.Config, fail func(k, format stri
 	l.TLS = t // an empty ServerName is the URL's host, as without TLS settings
 }
 
-// fingerprint digests every setting of a link as written, and the secret
-// it resolved to, so that a changed password file is a changed link.
+// fingerprint digests every setting of a link as written, the secret it
+// resolved to, and the contents of its TLS files, so that a changed
+// password file, or a CA, certificate or key rotated in place, is a
+// changed link.
 func fingerprint(rl rawLink, secret string) string {
 	h := sha256.New()
 	for _, k := range linkFields {
@@ -525,6 +527,13 @@ func fingerprint(rl rawLink, secret string) string {
 		}
 	}
 	h.Write([]byte(secret))
+	for _, k := range []string{"ca-file", "cert-file", "key-file"} {
+		if v, ok := rl[k]; ok {
+			b, _ := os.ReadFile(v.text) // read by tls() a moment ago: an error is reported there
+			sum := sha256.Sum256(b)
+			fmt.Fprintf(h, "%s:%x\n", k, sum)
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -148,6 +148,10 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 
+	// A feed reader that goes away (--changes - | head) must be an EPIPE
+	// the mirror sees and logs, not a SIGPIPE that kills the process
+	// without a word.
+	signal.Ignore(syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
