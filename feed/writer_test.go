@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/google/uuid"
@@ -41,6 +40,7 @@ func whole(t *testing.T, dns ...string) []byte {
 	for _, dn := range dns {
 		require.NoError(t, w.Write("l", change(dn), nil))
 	}
+	require.NoError(t, w.Close()) // the stream's goroutine has written every line
 	return out.Bytes()
 }
 
@@ -107,42 +107,35 @@ func TestOpenCutsTornTail(t *testing.T) {
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 }
 
-// After a write or an fsync fails, the Writer writes nothing more (the
-// file may end in a torn line, or have lost what looked written) and says
-// so on every call; opening the file again cuts the torn line.
-func TestFaultsAreSticky(t *testing.T) {
+// A feed file that exists with a looser mode (made by hand, or by an older
+// replink) is made 0600 when opened, and the log says so: the feed holds
+// password hashes.
+func TestOpenTightensMode(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		inject func(f *feedtest.File)
+		mode   os.FileMode
+		logged bool
 	}{
-		{"torn write", func(f *feedtest.File) { f.FailWrite(7, errors.New("EIO")) }},
-		{"ENOSPC", func(f *feedtest.File) { f.FailWrite(0, syscall.ENOSPC) }},
-		{"fsync fails", func(f *feedtest.File) { f.FailSync(errors.New("EIO")) }},
+		{"world readable", 0o644, true},
+		{"group writable", 0o660, true},
+		{"already private", 0o600, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := feedtest.NewFile(nil)
-			w, err := feed.New(f)
+			path := filepath.Join(t.TempDir(), "changes.jsonl")
+			require.NoError(t, os.WriteFile(path, whole(t, "a"), tc.mode))
+			require.NoError(t, os.Chmod(path, tc.mode)) // whatever the umask
+			var logs bytes.Buffer
+			w, err := feed.Open(path, feed.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 			require.NoError(t, err)
-			require.NoError(t, w.Write("l", change("a"), nil))
-			require.NoError(t, w.Sync())
-			tc.inject(f)
-			require.NoError(t, w.Write("l", change("b"), nil), "buffered")
-			err = w.Sync()
-			require.ErrorIs(t, err, feed.ErrFailed)
-			f.FailSync(nil)
-			require.ErrorIs(t, w.Write("l", change("c"), nil), feed.ErrFailed)
-			require.ErrorIs(t, w.Sync(), feed.ErrFailed)
-			require.ErrorIs(t, w.Close(), feed.ErrFailed)
-
-			// The process restarts on what it wrote.
-			again := feedtest.NewFile(f.Written())
-			w, err = feed.New(again, feed.WithLogger(slog.New(slog.DiscardHandler)))
-			require.NoError(t, err)
-			require.NoError(t, w.Write("l", change("d"), nil))
 			require.NoError(t, w.Close())
-			got := records(t, again.Written())
-			require.Equal(t, "a", got[0])
-			require.Equal(t, "d", got[len(got)-1])
+			fi, err := os.Stat(path)
+			require.NoError(t, err)
+			require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+			if tc.logged {
+				require.Contains(t, logs.String(), "was="+tc.mode.String())
+			} else {
+				require.Empty(t, logs.String())
+			}
 		})
 	}
 }

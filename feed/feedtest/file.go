@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/replink/replink/feed"
@@ -23,6 +24,8 @@ type File struct {
 	onSync    func(durable []byte)
 	closed    bool
 	armedTear bool
+	maxSize   int // with limited: the size the file cannot grow past
+	limited   bool
 }
 
 var _ feed.File = (*File)(nil)
@@ -40,6 +43,16 @@ func (f *File) FailWrite(n int, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.tearAt, f.writeErr, f.armedTear = n, err, true
+}
+
+// MaxSize makes the disk full: the file cannot grow past n bytes, and a
+// Write that would pass it writes what fits and fails with ENOSPC, as
+// write(2) does. Truncating frees space again. n < 0 removes the limit:
+// space was freed.
+func (f *File) MaxSize(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.maxSize, f.limited = n, n >= 0
 }
 
 // FailSync makes every Sync fail with err (nil: succeed again).
@@ -83,6 +96,11 @@ func (f *File) Write(p []byte) (int, error) {
 		n := min(f.tearAt, len(p))
 		f.data = append(f.data, p[:n]...)
 		return n, f.writeErr
+	}
+	if f.limited && len(f.data)+len(p) > f.maxSize {
+		n := max(0, f.maxSize-len(f.data))
+		f.data = append(f.data, p[:n]...)
+		return n, syscall.ENOSPC
 	}
 	f.data = append(f.data, p...)
 	return len(p), nil
