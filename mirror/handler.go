@@ -49,6 +49,14 @@ func NewHandler(l *store.Link, f Feed, onApply func()) *Handler {
 	return newHandler(l, f, onApply, nil)
 }
 
+// linkSyncer is a Feed that can tell which link syncs (*feed.Writer): after
+// a failed write was repaired, the commit of a link whose lines were cut
+// fails (feed.ErrDropped), so its changes come again, and the others'
+// go on.
+type linkSyncer interface {
+	SyncFor(link string) error
+}
+
 // newHandler is NewHandler telling onFeedErr of every feed write or sync
 // that failed.
 func newHandler(l *store.Link, f Feed, onApply func(), onFeedErr func(string, error)) *Handler {
@@ -57,8 +65,12 @@ func newHandler(l *store.Link, f Feed, onApply func(), onFeedErr func(string, er
 	}
 	h := &Handler{Link: l, feed: f, onApply: onApply, onFeedErr: onFeedErr}
 	if f != nil {
+		sync := f.Sync
+		if sf, ok := f.(linkSyncer); ok { // fails only the links whose lines a repair cut
+			sync = func() error { return sf.SyncFor(l.Name()) }
+		}
 		l.WriteAhead(func() error {
-			err := f.Sync()
+			err := sync()
 			if err != nil && onFeedErr != nil {
 				onFeedErr(l.Name(), err)
 			}

@@ -83,6 +83,9 @@ func (lc LinkConfig) where() string {
 // queues a line, Sync makes every queued line durable (a commit happens
 // only after it succeeded), Close syncs and releases it. *feed.Writer is
 // one; an implementation must be safe for concurrent use by every link.
+// A Feed that also has SyncFor(link string) error (as *feed.Writer does)
+// has it called instead of Sync, so that it can fail one link's commit.
+// An error wrapping feed.ErrReaderGone (or EPIPE) ends Run.
 type Feed interface {
 	Write(link string, c ldapadapter.Change, position []byte) error
 	Sync() error

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/replink/replink"
+	"github.com/replink/replink/feed"
 	"github.com/replink/replink/store"
 )
 
@@ -131,5 +132,5 @@ func stopBound(l *link) time.Duration {
 
 // readerGone says whether a feed error means nobody reads it any more.
 func readerGone(err error) bool {
-	return errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, feed.ErrReaderGone) || errors.Is(err, syscall.EPIPE)
 }
