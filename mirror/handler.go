@@ -3,11 +3,11 @@ package mirror
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/replink/replink/feed"
 	"github.com/replink/replink/ldapadapter"
 	"github.com/replink/replink/store"
 )
@@ -24,8 +24,9 @@ import (
 // line first) and Save (to remember the position).
 type Handler struct {
 	*store.Link
-	feed    *feed.Writer // nil: no feed
-	onApply func()
+	feed      Feed // nil: no feed
+	onApply   func()
+	onFeedErr func(link string, err error)
 
 	applied  atomic.Int64 // changes applied since the process started
 	savedAt  atomic.Int64 // unix nanos of the last cookie commit
@@ -44,10 +45,37 @@ var (
 // happens before the lines of the changes it holds are durable, so a
 // change in the store is always in the feed. onApply, if not nil, is
 // called after each change applied.
-func NewHandler(l *store.Link, f *feed.Writer, onApply func()) *Handler {
-	h := &Handler{Link: l, feed: f, onApply: onApply}
+func NewHandler(l *store.Link, f Feed, onApply func()) *Handler {
+	return newHandler(l, f, onApply, nil)
+}
+
+// linkSyncer is a Feed that can tell which link syncs (*feed.Writer): after
+// a failed write was repaired, the commit of a link whose lines were cut
+// fails (feed.ErrDropped), so its changes come again, and the others'
+// go on.
+type linkSyncer interface {
+	SyncFor(link string) error
+}
+
+// newHandler is NewHandler telling onFeedErr of every feed write or sync
+// that failed.
+func newHandler(l *store.Link, f Feed, onApply func(), onFeedErr func(string, error)) *Handler {
+	if v := reflect.ValueOf(f); f != nil && v.Kind() == reflect.Pointer && v.IsNil() {
+		f = nil // a nil *feed.Writer is no feed
+	}
+	h := &Handler{Link: l, feed: f, onApply: onApply, onFeedErr: onFeedErr}
 	if f != nil {
-		l.WriteAhead(f.Sync)
+		sync := f.Sync
+		if sf, ok := f.(linkSyncer); ok { // fails only the links whose lines a repair cut
+			sync = func() error { return sf.SyncFor(l.Name()) }
+		}
+		l.WriteAhead(func() error {
+			err := sync()
+			if err != nil && onFeedErr != nil {
+				onFeedErr(l.Name(), err)
+			}
+			return err
+		})
 	}
 	return h
 }
@@ -59,6 +87,9 @@ func (h *Handler) Apply(ctx context.Context, c ldapadapter.Change) error {
 		pos := h.position
 		h.mu.Unlock()
 		if err := h.feed.Write(h.Name(), c, pos); err != nil {
+			if h.onFeedErr != nil {
+				h.onFeedErr(h.Name(), err)
+			}
 			return err
 		}
 	}

@@ -19,6 +19,7 @@ func approveCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	addr := fs.String("http", "", "the daemon's status address (its --http), host:port")
 	link := fs.String("link", "", "the link whose held deletions to apply")
+	tokenFile := fs.String("http-token-file", "", "the daemon's bearer token, in a file (its http-token-file)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -31,6 +32,13 @@ func approveCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
 	if err != nil {
 		return usageError{err}
+	}
+	if *tokenFile != "" {
+		token, err := readToken(*tokenFile)
+		if err != nil {
+			return usageError{err}
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

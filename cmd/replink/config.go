@@ -20,18 +20,20 @@ import (
 	"github.com/replink/replink"
 	"github.com/replink/replink/fsm"
 	"github.com/replink/replink/ldapadapter"
-	"github.com/replink/replink/store"
+	"github.com/replink/replink/mirror"
 )
 
 // config is what `replink run` runs: from a YAML file, or one link from
 // flags. Every value is checked before anything connects.
 type config struct {
 	HTTP          string
-	AllowExternal bool // serve HTTP on a non-loopback address
+	AllowExternal bool     // serve HTTP on a non-loopback address (with a token)
+	HTTPTokenFile string   // the admin surface's bearer token, in a file
+	HTTPRedact    []string // attributes /links/NAME/ldif redacts; nil: mirror.DefaultRedacted
 	Changes       string
 	LogFormat     string
 	LogLevel      slog.Level
-	Links         []*linkSpec
+	Links         []mirror.LinkConfig
 	// Warnings are worth a log line but stop nothing (a secret readable by
 	// others).
 	Warnings []string
@@ -39,20 +41,7 @@ type config struct {
 
 // top sums up the settings besides links, as the file gives them.
 func (c *config) top() string {
-	return fmt.Sprint(c.HTTP, c.AllowExternal, c.Changes, c.LogFormat, c.LogLevel)
-}
-
-// linkSpec is one link, validated, with the Handler still to be wired.
-type linkSpec struct {
-	Name    string
-	Where   string // file:line, for errors found later (a store refusing it)
-	LDAP    ldapadapter.Config
-	Machine fsm.Config
-	Store   string
-	Content store.Content
-	// fingerprint changes when any setting of the link does, secrets
-	// included (as a digest), so SIGHUP can tell which links changed.
-	fingerprint string
+	return fmt.Sprint(c.HTTP, c.AllowExternal, c.HTTPTokenFile, c.HTTPRedact, c.Changes, c.LogFormat, c.LogLevel)
 }
 
 // fieldError is a bad value, located: file:line: field: message.
@@ -141,6 +130,10 @@ func loadConfig(path string) (*config, error) {
 			cfg.HTTP = s.scalar(v, "http")
 		case "http-allow-external":
 			cfg.AllowExternal = s.boolean(v, "http-allow-external")
+		case "http-token-file":
+			cfg.HTTPTokenFile = s.scalar(v, "http-token-file")
+		case "http-redact":
+			cfg.HTTPRedact = s.list(v, "http-redact")
 		case "changes":
 			cfg.Changes = s.scalar(v, "changes")
 		case "log-format":
@@ -153,7 +146,7 @@ func loadConfig(path string) (*config, error) {
 			linksLine = k.Line
 			links = s.links(v)
 		default:
-			s.fail(k.Line, k.Value, "unknown setting; want one of http, http-allow-external, changes, log-format, log-level, store, links")
+			s.fail(k.Line, k.Value, "unknown setting; want one of http, http-allow-external, http-token-file, http-redact, changes, log-format, log-level, store, links")
 		}
 	}
 	if linksLine == 0 {
@@ -172,8 +165,8 @@ func loadConfig(path string) (*config, error) {
 			s.fail(rl["name"].line, fmt.Sprintf("links[%d].name", i), "%q is already the name of the link at %s", spec.Name, prev)
 			continue
 		}
-		seen[spec.Name] = spec.Where
-		cfg.Links = append(cfg.Links, spec)
+		seen[spec.Name] = spec.Source
+		cfg.Links = append(cfg.Links, *spec)
 	}
 	s.common(cfg)
 	if err := errors.Join(s.errs...); err != nil {
@@ -197,6 +190,24 @@ func (s *source) scalar(v *yaml.Node, field string) string {
 		return ""
 	}
 	return v.Value
+}
+
+// list reads a list of names (or one name), never nil.
+func (s *source) list(v *yaml.Node, field string) []string {
+	out := []string{}
+	switch v.Kind {
+	case yaml.SequenceNode:
+		for _, n := range v.Content {
+			out = append(out, s.scalar(n, field))
+		}
+	case yaml.ScalarNode:
+		if v.Value != "" {
+			out = append(out, v.Value)
+		}
+	default:
+		s.fail(v.Line, field, "want a list of attribute names")
+	}
+	return out
 }
 
 func (s *source) boolean(v *yaml.Node, field string) bool {
@@ -254,8 +265,10 @@ func (s *source) links(v *yaml.Node) []rawLink {
 	return out
 }
 
-// link turns one link's raw settings into a validated spec, or nil.
-func (s *source) link(field string, rl rawLink) *linkSpec {
+// link turns one link's raw settings into a validated link, or nil. Its
+// Fingerprint digests every setting as written and the secret it resolved
+// to, so that SIGHUP can tell which links changed.
+func (s *source) link(field string, rl rawLink) *mirror.LinkConfig {
 	before := len(s.errs)
 	at := func(k string) (rawValue, bool) { v, ok := rl[k]; return v, ok }
 	str := func(k string) string { v, _ := at(k); return v.text }
@@ -304,7 +317,7 @@ func (s *source) link(field string, rl rawLink) *linkSpec {
 		}
 	}
 
-	spec := &linkSpec{Name: str("name"), Where: s.where(rl[""].line), Machine: fsm.DefaultConfig()}
+	spec := &mirror.LinkConfig{Name: str("name"), Source: s.where(rl[""].line), Machine: fsm.DefaultConfig()}
 	if spec.Name == "" {
 		fail("name", "missing: every link needs a name")
 	} else if strings.ContainsAny(spec.Name, "/ \t") {
@@ -329,12 +342,11 @@ func (s *source) link(field string, rl rawLink) *linkSpec {
 			fail(k, "missing")
 		}
 	}
-	scope := "sub"
 	switch v := str("scope"); v {
 	case "", "sub", "subtree":
 		l.Scope = ldap.ScopeWholeSubtree
 	case "one", "onelevel", "single":
-		l.Scope, scope = ldap.ScopeSingleLevel, "one"
+		l.Scope = ldap.ScopeSingleLevel
 	default:
 		fail("scope", "%q: want sub or one", v)
 	}
@@ -431,12 +443,7 @@ func (s *source) link(field string, rl rawLink) *linkSpec {
 		s.fail(rl[""].line, field, "%v", err)
 		return nil
 	}
-	filter := l.Filter
-	if filter == "" {
-		filter = "(objectClass=*)"
-	}
-	spec.Content = store.Content{BaseDN: l.BaseDN, Scope: scope, Filter: filter, Attributes: l.Attributes}
-	spec.fingerprint = fingerprint(rl, secret)
+	spec.Fingerprint = fingerprint(rl, secret)
 	return spec
 }
 
@@ -508,8 +515,10 @@ func (s *source) tls(rl rawLink, l *ldapadapter.Config, fail func(k, format stri
 	l.TLS = t // an empty ServerName is the URL's host, as without TLS settings
 }
 
-// fingerprint digests every setting of a link as written, and the secret
-// it resolved to, so that a changed password file is a changed link.
+// fingerprint digests every setting of a link as written, the secret it
+// resolved to, and the contents of its TLS files, so that a changed
+// password file, or a CA, certificate or key rotated in place, is a
+// changed link.
 func fingerprint(rl rawLink, secret string) string {
 	h := sha256.New()
 	for _, k := range linkFields {
@@ -518,6 +527,13 @@ func fingerprint(rl rawLink, secret string) string {
 		}
 	}
 	h.Write([]byte(secret))
+	for _, k := range []string{"ca-file", "cert-file", "key-file"} {
+		if v, ok := rl[k]; ok {
+			b, _ := os.ReadFile(v.text) // read by tls() a moment ago: an error is reported there
+			sum := sha256.Sum256(b)
+			fmt.Fprintf(h, "%s:%x\n", k, sum)
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/replink/replink/internal/realtarget"
 	"github.com/replink/replink/internal/slapdtest"
 	"github.com/replink/replink/ldapadapter"
+	"github.com/replink/replink/mirror"
 )
 
 // These tests run replink as a user does: the built binary, against a real
@@ -64,8 +65,18 @@ var listening = regexp.MustCompile(`(?:"msg":"http listening","addr":"|msg="http
 // and waits until it serves HTTP.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startWith(t, nil, args...)
+}
+
+// startWith is start with setup applied to the command first (its stdout,
+// say).
+func startWith(t *testing.T, setup func(*exec.Cmd), args ...string) *proc {
+	t.Helper()
 	args = append([]string{"run", "--log-format", "json", "--http", "127.0.0.1:0", "--view", "off"}, args...)
 	p := &proc{t: t, cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	if setup != nil {
+		setup(p.cmd)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, p.cmd.Start())
@@ -135,9 +146,9 @@ func (p *proc) post(path string) int {
 	return resp.StatusCode
 }
 
-func (p *proc) status() []linkStatus {
+func (p *proc) status() []mirror.LinkStatus {
 	_, body := p.get("/status")
-	var s struct{ Links []linkStatus }
+	var s struct{ Links []mirror.LinkStatus }
 	require.NoError(p.t, json.Unmarshal([]byte(body), &s))
 	return s.Links
 }
@@ -393,6 +404,23 @@ func TestSIGHUP(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(p.log(), "configuration rejected") }, 10*time.Second, 20*time.Millisecond)
 	require.Regexp(t, regexp.QuoteMeta(cfg)+`:\d+: links\[1\] \(b\)\.keepalive`, p.log())
 	require.Equal(t, bBefore, history("b"))
+	p.waitState("a", "Persisting", time.Second)
+
+	// a renamed to gone, and a link whose store directory is missing: the
+	// whole configuration is rejected, a is not stopped and gone never runs.
+	aBefore = history("a")
+	renamed := strings.Replace(fmt.Sprintf(configTemplate, store, srv.URL(), slapdtest.ReplicatorDN, pw, slapdtest.PeopleDN, "3s", linkB), "name: a\n", "name: gone\n", 1)
+	renamed += fmt.Sprintf("  - name: c\n    url: %s\n    base: %s\n    store: %s\n", srv.URL(), slapdtest.PeopleDN, filepath.Join(dir, "missing", "c.db"))
+	require.NoError(t, os.WriteFile(cfg, []byte(renamed), 0o600))
+	p.signal(syscall.SIGHUP)
+	require.Eventually(t, func() bool { return strings.Count(p.log(), "configuration rejected") == 2 }, 10*time.Second, 20*time.Millisecond)
+	require.Contains(t, p.log(), "missing")
+	var names []string
+	for _, s := range p.status() {
+		names = append(names, s.Name)
+	}
+	require.Equal(t, []string{"a", "b"}, names)
+	require.Equal(t, aBefore, history("a"), "link a was touched")
 	p.waitState("a", "Persisting", time.Second)
 
 	write("3s", "") // b removed

@@ -7,12 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/replink/replink/mirror"
 	"github.com/replink/replink/store"
 )
 
@@ -50,7 +49,7 @@ func dumpCommand(args []string, stdout, stderr io.Writer) error {
 	if err := db.Each(name, func(e *ldap.Entry) error { entries = append(entries, e); return nil }); err != nil {
 		return err
 	}
-	return writeLDIF(stdout, entries)
+	return mirror.WriteLDIF(stdout, entries)
 }
 
 // canonCommand reads LDIF (as `ldapsearch -LLL -o ldif-wrap=no` prints it)
@@ -60,7 +59,7 @@ func canonCommand(stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return writeLDIF(stdout, entries)
+	return mirror.WriteLDIF(stdout, entries)
 }
 
 func resetCommand(args []string, stdout, stderr io.Writer) error {
@@ -84,53 +83,6 @@ func resetCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "link %q dropped from %s: its next run loads it in full\n", *link, *path)
 	return nil
-}
-
-func writeLDIF(w io.Writer, entries []*ldap.Entry) error {
-	slices.SortFunc(entries, func(a, b *ldap.Entry) int { return strings.Compare(strings.ToLower(a.DN), strings.ToLower(b.DN)) })
-	bw := bufio.NewWriter(w)
-	for i, e := range entries {
-		if i > 0 {
-			bw.WriteByte('\n')
-		}
-		writeLine(bw, "dn", e.DN)
-		attrs := slices.Clone(e.Attributes)
-		slices.SortFunc(attrs, func(a, b *ldap.EntryAttribute) int {
-			return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
-		})
-		for _, a := range attrs {
-			vals := slices.Clone(a.Values)
-			slices.Sort(vals)
-			for _, v := range vals {
-				writeLine(bw, a.Name, v)
-			}
-		}
-	}
-	return bw.Flush()
-}
-
-// writeLine writes "name: value", or "name:: base64" where RFC 2849 asks.
-func writeLine(w *bufio.Writer, name, v string) {
-	if safe(v) {
-		fmt.Fprintf(w, "%s: %s\n", name, v)
-		return
-	}
-	fmt.Fprintf(w, "%s:: %s\n", name, base64.StdEncoding.EncodeToString([]byte(v)))
-}
-
-func safe(v string) bool {
-	if v == "" {
-		return true
-	}
-	if v[0] == ' ' || v[0] == ':' || v[0] == '<' || v[len(v)-1] == ' ' || !utf8.ValidString(v) {
-		return false
-	}
-	for _, r := range v {
-		if r < 0x20 || r > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // readLDIF parses unwrapped or wrapped LDIF content records.

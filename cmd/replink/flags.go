@@ -2,9 +2,10 @@ package main
 
 import (
 	"flag"
-	"log/slog"
 	"slices"
 	"strings"
+
+	"github.com/replink/replink/mirror"
 )
 
 // flagConfig builds a one-link configuration from command-line flags named
@@ -47,15 +48,16 @@ func newFlagConfig(fs *flag.FlagSet) *flagConfig {
 func (f *flagConfig) used() bool { return len(f.raw) > 1 }
 
 // config validates the flags as one link.
-func (f *flagConfig) config(http string, allowExternal bool, changes, logFormat string, level slog.Level) (*config, error) {
+// top holds the settings besides the link's, from their own flags.
+func (f *flagConfig) config(top config) (*config, error) {
 	s := &source{file: "command line"}
 	if _, ok := f.raw["name"]; !ok {
 		f.raw["name"] = rawValue{text: "default"}
 	}
-	cfg := &config{HTTP: http, AllowExternal: allowExternal, Changes: changes, LogFormat: logFormat, LogLevel: level}
+	cfg := &top
 	spec := s.link("link", f.raw)
 	if spec != nil {
-		cfg.Links = []*linkSpec{spec}
+		cfg.Links = []mirror.LinkConfig{*spec}
 	}
 	s.common(cfg)
 	if len(s.errs) > 0 {

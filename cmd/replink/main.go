@@ -7,7 +7,7 @@
 //	replink dump --store FILE [--link NAME] the copy as sorted LDIF
 //	replink canon < file.ldif               any LDIF in dump's order, to diff
 //	replink reset --store FILE --link NAME  drop a link's copy and cookie
-//	replink approve-deletions --http ADDR --link NAME
+//	replink approve-deletions --http ADDR --link NAME [--http-token-file F]
 //	                                        apply what the deletion guard holds
 //
 // SIGTERM and SIGINT stop every link cleanly (unbind, commit) and exit 0;
@@ -36,12 +36,12 @@ const (
 )
 
 const usage = `usage:
-  replink run --config FILE [--http ADDR] [--changes FILE|-] [--log-format text|json]
+  replink run --config FILE [--http ADDR [--http-token-file FILE]] [--changes FILE|-] [--log-format text|json]
   replink run --url URL --base DN --store FILE [--bind-dn DN --password-file F] [link flags]
   replink dump --store FILE [--link NAME]
   replink canon < file.ldif
   replink reset --store FILE --link NAME
-  replink approve-deletions --http ADDR --link NAME
+  replink approve-deletions --http ADDR --link NAME [--http-token-file FILE]
 run 'replink run -h' for every link flag.
 `
 

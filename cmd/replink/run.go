@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/replink/replink/feed"
+	"github.com/replink/replink/mirror"
 )
 
 // runCommand is `replink run`: validate everything, open the stores, start
@@ -24,7 +26,9 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration file (several links)")
 	httpAddr := fs.String("http", "", "serve /status, /metrics, /healthz and admin actions on ADDR (loopback only by default)")
-	allowExternal := fs.Bool("http-allow-external", false, "allow --http on a non-loopback address")
+	allowExternal := fs.Bool("http-allow-external", false, "allow --http on a non-loopback address (needs --http-token-file)")
+	tokenFile := fs.String("http-token-file", "", "require the bearer token in FILE on every HTTP request")
+	redact := fs.String("http-redact", "", "comma-separated attributes /links/NAME/ldif redacts (default: the usual password attributes)")
 	changes := fs.String("changes", "", "write every applied change as a JSON line to FILE (- for stdout)")
 	logFormat := fs.String("log-format", "text", "text or json")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -60,6 +64,10 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 					cfg.HTTP = *httpAddr
 				case "http-allow-external":
 					cfg.AllowExternal = *allowExternal
+				case "http-token-file":
+					cfg.HTTPTokenFile = *tokenFile
+				case "http-redact":
+					cfg.HTTPRedact = splitList(*redact)
 				case "changes":
 					cfg.Changes = *changes
 				case "log-format":
@@ -70,7 +78,11 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			})
 		}
 	case links.used():
-		cfg, err = links.config(*httpAddr, *allowExternal, *changes, *logFormat, level)
+		top := config{HTTP: *httpAddr, AllowExternal: *allowExternal, HTTPTokenFile: *tokenFile, Changes: *changes, LogFormat: *logFormat, LogLevel: level}
+		if *redact != "" {
+			top.HTTPRedact = splitList(*redact)
+		}
+		cfg, err = links.config(top)
 	default:
 		return usageError{errors.New("run needs --config FILE, or --url, --base and --store for one link")}
 	}
@@ -92,72 +104,131 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		log.Warn(w)
 	}
 
-	var f *feed.Writer
+	var token string
+	if cfg.HTTPTokenFile != "" {
+		if token, err = readToken(cfg.HTTPTokenFile); err != nil {
+			return usageError{err}
+		}
+		if fi, err := os.Stat(cfg.HTTPTokenFile); err == nil && fi.Mode().Perm()&0o044 != 0 {
+			log.Warn("token file is readable by other users: chmod 600 it", "file", cfg.HTTPTokenFile, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
+		}
+	}
+	var f mirror.Feed
 	switch cfg.Changes {
 	case "":
 	case "-":
 		f = feed.NewStream(stdout)
 	default:
-		if f, err = feed.Open(cfg.Changes, feed.WithLogger(log)); err != nil {
+		w, err := feed.Open(cfg.Changes, feed.WithLogger(log))
+		if err != nil {
 			return err
 		}
+		f = w
 	}
-	d := newDaemon(cfg, *cfgPath, log, f)
-	d.fileTop = fileTop
-	var srv *http.Server
 	var ln net.Listener
 	if cfg.HTTP != "" { // bound before anything starts, served once the links exist
-		if ln, err = listenHTTP(cfg.HTTP, cfg.AllowExternal); err != nil {
+		if ln, err = listenHTTP(cfg.HTTP, cfg.AllowExternal, token != ""); err != nil {
+			if f != nil {
+				f.Close()
+			}
 			return usageError{err}
 		}
 		defer ln.Close()
 	}
+	mcfg := cfg.mirror(log, f)
+	mcfg.HTTP.Token = token
+	if ln != nil {
+		mcfg.HTTP.Addr = ln.Addr().String()
+	}
+	m, err := mirror.New(mcfg)
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		return err
+	}
 
+	// A feed reader that goes away (--changes - | head) must be an EPIPE
+	// the mirror sees and logs, not a SIGPIPE that kills the process
+	// without a word.
+	signal.Ignore(syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	if err := d.start(ctx); err != nil {
-		d.shutdown()
-		return err
-	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- m.Run(runCtx) }()
+	var srv *http.Server
 	if ln != nil {
-		srv = &http.Server{Handler: d.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+		srv = &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		log.Info("http listening", "addr", ln.Addr().String())
 	}
 	log.Info("started", "links", len(cfg.Links))
 	if live != nil {
-		go live.run(ctx, d)
+		go live.run(runCtx, m)
+	}
+	stop := func() error {
+		if srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			srv.Shutdown(ctx)
+			cancel()
+		}
+		cancel()
+		err := <-ran
+		if live != nil {
+			live.close()
+		}
+		return err
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			return stop(d, srv, live)
+			return stop()
+		case err := <-ran: // ended by itself: its feed's reader is gone
+			ran <- err
+			log.Error("stopping", "err", err)
+			return stop()
 		case s := <-sigs:
 			if s != syscall.SIGHUP {
 				log.Info("stopping", "signal", s.String())
-				return stop(d, srv, live)
+				return stop()
 			}
-			if err := d.reload(ctx); err != nil {
+			if *cfgPath == "" {
+				log.Error("configuration rejected; the running links are left as they are", "err", "configured from flags: nothing to re-read")
+				continue
+			}
+			next, err := loadConfig(*cfgPath)
+			if err == nil {
+				err = m.Reload(ctx, next.mirror(log, nil))
+			}
+			if err != nil {
 				log.Error("configuration rejected; the running links are left as they are", "err", err)
 				continue
 			}
-			log.Info("configuration reloaded", "links", len(d.snapshot()))
+			if next.top() != fileTop {
+				log.Warn("http, changes and log settings take effect at the next start")
+			}
+			fileTop = next.top()
+			log.Info("configuration reloaded", "links", len(m.Status()))
 		}
 	}
 }
 
-func stop(d *daemon, srv *http.Server, live *liveView) error {
-	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		srv.Shutdown(ctx)
-		cancel()
+// mirror is the mirror.Config of c, logging to log and feeding f.
+func (c *config) mirror(log *slog.Logger, f mirror.Feed) mirror.Config {
+	return mirror.Config{Links: c.Links, Feed: f, Logger: log, HTTP: mirror.HTTPConfig{Redact: c.HTTPRedact}}
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
 	}
-	err := d.shutdown()
-	if live != nil {
-		live.close()
-	}
-	return err
+	return out
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {

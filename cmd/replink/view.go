@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/replink/replink"
+	"github.com/replink/replink/mirror"
 )
 
 // wantView decides whether the live view takes over the terminal: only
@@ -76,7 +77,7 @@ func (v *liveView) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (v *liveView) run(ctx context.Context, d *daemon) {
+func (v *liveView) run(ctx context.Context, m *mirror.Mirror) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -86,18 +87,18 @@ func (v *liveView) run(ctx context.Context, d *daemon) {
 		case <-v.done:
 			return
 		case <-t.C:
-			v.draw(d)
+			v.draw(m)
 		}
 	}
 }
 
-func (v *liveView) draw(d *daemon) {
+func (v *liveView) draw(m *mirror.Mirror) {
 	var b bytes.Buffer
 	b.WriteString("\x1b[H\x1b[2J")
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LINK\tSTATE\tSINCE\tENTRIES\tAPPLIED\tLAST EVENT\tPROGRESS")
 	now := time.Now()
-	for _, s := range d.status() {
+	for _, s := range m.Status() {
 		r := v.rates[s.Name]
 		if dt := now.Sub(r.at).Seconds(); dt >= 1 {
 			r = rate{at: now, applied: s.ChangesApplied, perSec: float64(s.ChangesApplied-r.applied) / dt}

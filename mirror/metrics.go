@@ -1,4 +1,4 @@
-package main
+package mirror
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"github.com/replink/replink/fsm"
 )
 
-// metrics are the daemon's Prometheus series, on a registry of its own.
+// metrics are the mirror's Prometheus series, on a registry of its own.
 // Labels are bounded: link names from the configuration, states, events
 // and cases from the transition table; never a DN, a cookie or an error.
 type metrics struct {
@@ -24,7 +24,7 @@ type metrics struct {
 	provider    *prometheus.GaugeVec
 }
 
-func newMetrics(d *daemon) *metrics {
+func newMetrics(mi *Mirror) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -58,7 +58,7 @@ func newMetrics(d *daemon) *metrics {
 		Help: "1 for the provider URL each link is on or trying, 0 for its others.",
 	}, []string{"link", "url"})
 	m.reg.MustRegister(m.state, m.transitions, m.detection, m.changes, m.reconnects, m.refreshed, m.provider,
-		&linkCollector{d: d}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		&linkCollector{m: mi}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -121,7 +121,7 @@ func (m *metrics) forget(link string) {
 }
 
 // linkCollector reports what is read from the links at scrape time.
-type linkCollector struct{ d *daemon }
+type linkCollector struct{ m *Mirror }
 
 var (
 	descEntries   = prometheus.NewDesc("replink_entries", "Entries held in each link's committed copy.", []string{"link"}, nil)
@@ -136,17 +136,18 @@ func (c *linkCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *linkCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, r := range c.d.snapshot() {
-		if n, err := r.h.Len(); err == nil {
-			ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(n), r.spec.Name)
+	for _, l := range c.m.snapshot() {
+		name := l.link.Name()
+		if n, err := l.h.Len(); err == nil {
+			ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(n), name)
 		}
-		if age := r.h.CookieAge(); age >= 0 {
-			ch <- prometheus.MustNewConstMetric(descCookieAge, prometheus.GaugeValue, age.Seconds(), r.spec.Name)
+		if age := l.h.CookieAge(); age >= 0 {
+			ch <- prometheus.MustNewConstMetric(descCookieAge, prometheus.GaugeValue, age.Seconds(), name)
 		}
 		held := 0.0
-		if h := r.link.HeldDeletions(); h != nil {
+		if h := l.link.HeldDeletions(); h != nil {
 			held = float64(h.Deletions)
 		}
-		ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, held, r.spec.Name)
+		ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, held, name)
 	}
 }
