@@ -3,11 +3,15 @@ package mirror
 import (
 	"bytes"
 	"context"
+	"errors"
 	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/replink/replink/feed"
 	"github.com/replink/replink/ldapadapter"
 	"github.com/replink/replink/store"
 )
@@ -57,6 +61,15 @@ type linkSyncer interface {
 	SyncFor(link string) error
 }
 
+// markedFeed is a Feed that can say how far it is durable and list what a
+// link wrote past such a mark (*feed.Writer on a file): its mark is
+// committed with the link's changes, and the lines of changes no commit
+// took are restated when the next session starts (Load).
+type markedFeed interface {
+	SyncMark(link string) ([]byte, error)
+	Since(link string, mark []byte) ([]uuid.UUID, error)
+}
+
 // newHandler is NewHandler telling onFeedErr of every feed write or sync
 // that failed.
 func newHandler(l *store.Link, f Feed, onApply func(), onFeedErr func(string, error)) *Handler {
@@ -64,6 +77,16 @@ func newHandler(l *store.Link, f Feed, onApply func(), onFeedErr func(string, er
 		f = nil // a nil *feed.Writer is no feed
 	}
 	h := &Handler{Link: l, feed: f, onApply: onApply, onFeedErr: onFeedErr}
+	if mf, ok := f.(markedFeed); ok {
+		l.WriteAheadMarked(func() ([]byte, error) {
+			m, err := mf.SyncMark(l.Name())
+			if err != nil && onFeedErr != nil {
+				onFeedErr(l.Name(), err)
+			}
+			return m, err
+		})
+		return h
+	}
 	if f != nil {
 		sync := f.Sync
 		if sf, ok := f.(linkSyncer); ok { // fails only the links whose lines a repair cut
@@ -101,6 +124,68 @@ func (h *Handler) Apply(ctx context.Context, c ldapadapter.Change) error {
 		h.onApply()
 	}
 	return nil
+}
+
+// Load starts a session from the committed cookie. The store drops what
+// the last session left uncommitted (a crash between the feed's sync and
+// the commit, a connection lost before a cookie covered its changes), and
+// the feed lines written for those changes are restated from the store:
+// an upsert of the entry as committed, or a delete. Without that, an entry
+// the provider added and deleted meanwhile, which it never names again,
+// would stay in the feed for ever.
+func (h *Handler) Load() ([]byte, error) {
+	cookie, err := h.Link.Load()
+	if err != nil {
+		return nil, err
+	}
+	if mf, ok := h.feed.(markedFeed); ok {
+		if err := h.restate(mf); err != nil {
+			return nil, err
+		}
+	}
+	return cookie, nil
+}
+
+// restate writes, for each entry the link's feed lines past the committed
+// mark name, the entry as the store holds it, then commits a new mark.
+func (h *Handler) restate(mf markedFeed) error {
+	mark, err := h.Link.Mark()
+	if err != nil {
+		return err
+	}
+	ids, err := mf.Since(h.Name(), mark)
+	switch {
+	case errors.Is(err, feed.ErrNoMark):
+		return nil // a stream: nothing to read back
+	case err != nil:
+		return err
+	case mark == nil:
+		return h.Link.Checkpoint() // the first session: marks start here
+	case len(ids) == 0:
+		return nil
+	}
+	h.mu.Lock()
+	pos := h.position
+	h.mu.Unlock()
+	done := make(map[uuid.UUID]bool, len(ids))
+	for _, id := range ids {
+		if done[id] {
+			continue
+		}
+		done[id] = true
+		e, err := h.Link.Entry(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		c := ldapadapter.Change{Op: ldapadapter.Delete, UUID: id}
+		if e != nil {
+			c = ldapadapter.Change{Op: ldapadapter.Upsert, UUID: id, DN: e.DN, Entry: e}
+		}
+		if err := h.feed.Write(h.Name(), c, pos); err != nil {
+			return err
+		}
+	}
+	return h.Link.Checkpoint()
 }
 
 // Save commits the pending changes and the cookie together (the feed is

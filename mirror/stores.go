@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -17,20 +16,17 @@ import (
 // storeFile is one open store, under the key every spelling of its path
 // shares.
 type storeFile struct {
-	db   *store.DB
-	key  string
-	info os.FileInfo // the file as opened, to notice it deleted or replaced
+	db  *store.DB
+	key string
 	// created: the file did not exist before; a rejected reload that
 	// opened it removes it.
 	created bool
 }
 
 // storeKey names a store file however its path is spelled ("shared.db",
-// "./shared.db"), so that two links naming it share one handle instead of
-// fighting over its lock.
-func storeKey(path string) (string, error) {
-	return filepath.Abs(path)
-}
+// "./shared.db", a symlink), so that two links naming it share one handle
+// instead of fighting over its lock.
+func storeKey(path string) (string, error) { return store.Key(path) }
 
 func openStore(path, key string) (*storeFile, error) {
 	_, err := os.Stat(key)
@@ -39,12 +35,7 @@ func openStore(path, key string) (*storeFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := os.Stat(key)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return &storeFile{db: db, key: key, info: fi, created: created}, nil
+	return &storeFile{db: db, key: key, created: created}, nil
 }
 
 // ErrStoreGone is a link's cause when its store file was deleted or
@@ -52,16 +43,11 @@ func openStore(path, key string) (*storeFile, error) {
 // is lost with the old file.
 var ErrStoreGone = errors.New("the store file was deleted or replaced under the running mirror")
 
-// check says whether the store's file is still the one opened.
+// check says whether the store's file is still the one opened; an error
+// other than store.ErrGone (a stat that failed) is not a verdict.
 func (s *storeFile) check() error {
-	fi, err := os.Stat(s.key)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("%w: %s is gone", ErrStoreGone, s.key)
-	case err != nil:
-		return nil // cannot tell: not a verdict
-	case !os.SameFile(s.info, fi):
-		return fmt.Errorf("%w: %s is another file now", ErrStoreGone, s.key)
+	if err := s.db.Check(); errors.Is(err, store.ErrGone) {
+		return fmt.Errorf("%w: %w", ErrStoreGone, err)
 	}
 	return nil
 }

@@ -163,16 +163,27 @@ var (
 // layer's store-commit boundary after its write-ahead hook (the feed's
 // Sync), before every store commit.
 func newHandler(st *store.Link, fw *feed.Writer, f *faults, trace func(string, ...any)) tracing {
-	h := mirror.NewHandler(st, fw, nil)
-	st.WriteAhead(func() error {
-		if err := fw.Sync(); err != nil {
-			return err
-		}
-		if !f.boundary(crashStoreCommit) {
-			trace("    store commit: crash")
-			return ErrCrashed
-		}
-		return nil
-	})
+	h := mirror.NewHandler(st, crashFeed{Writer: fw, f: f, trace: trace}, nil)
 	return tracing{Handler: h, trace: trace}
+}
+
+// crashFeed is the daemon's feed with the crash layer's store-commit
+// boundary right after the write-ahead sync that comes before every store
+// commit.
+type crashFeed struct {
+	*feed.Writer
+	f     *faults
+	trace func(string, ...any)
+}
+
+func (c crashFeed) SyncMark(link string) ([]byte, error) {
+	m, err := c.Writer.SyncMark(link)
+	if err != nil {
+		return nil, err
+	}
+	if !c.f.boundary(crashStoreCommit) {
+		c.trace("    store commit: crash")
+		return nil, ErrCrashed
+	}
+	return m, nil
 }
