@@ -61,10 +61,7 @@ func Require(t slapdtest.TB) {
 		return
 	}
 	msg := "389-ds not installed: apt-get install 389-ds-base (the tests create their own instances; no system instance is used)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	slapdtest.Missing(t, msg)
 }
 
 // Server is one ns-slapd process and its instance tree; like a
@@ -87,13 +84,8 @@ type Server struct {
 func Start(t slapdtest.TB, opts ...func(*Server)) *Server {
 	t.Helper()
 	Require(t)
-	// Not t.TempDir: the LDAPI socket lives under the prefix, and a unix
-	// socket path must stay under 108 bytes.
-	dir, err := os.MkdirTemp("", "dstest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	// The LDAPI socket lives under the prefix.
+	dir := slapdtest.ShortTempDir(t, "dstest-")
 	s := &Server{t: t, Dir: dir, Host: "127.0.0.1"}
 	for _, o := range opts {
 		o(s)
@@ -132,17 +124,9 @@ func (s *Server) Launch() {
 	s.t.Helper()
 	nsSlapd, _ := Binaries()
 	args := append(append([]string{}, s.Exec...), nsSlapd, "-D", s.configDir(), "-i", filepath.Join(s.Dir, "run", "ns-slapd.pid"), "-d", "0")
-	cmd := exec.Command(args[0], args[1:]...)
-	logf, err := os.OpenFile(filepath.Join(s.Dir, "ns-slapd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
+	if err := s.StartLogged(args, filepath.Join(s.Dir, "ns-slapd.log")); err != nil {
 		s.t.Fatal(err)
 	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.Started(cmd)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		c, err := s.Admin()
@@ -159,11 +143,7 @@ func (s *Server) Launch() {
 
 // logTail is the end of the server's error log, for failure messages.
 func (s *Server) logTail() string {
-	b, _ := os.ReadFile(filepath.Join(s.Dir, "var", "log", "dirsrv", "slapd-"+instance, "errors"))
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(b)
+	return slapdtest.LogTail(filepath.Join(s.Dir, "var", "log", "dirsrv", "slapd-"+instance, "errors"))
 }
 
 // Stop shuts the server down cleanly (SIGTERM) and waits for it, killing it

@@ -2,6 +2,7 @@ package slapdtest
 
 import (
 	"net"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -70,9 +71,11 @@ func (p *Proc) End(sig syscall.Signal, wait time.Duration) {
 	}
 }
 
-// Bind dials url and binds as dn; the caller closes the connection.
-func Bind(url, dn, pw string) (*ldap.Conn, error) {
-	c, err := ldap.DialURL(url, ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
+// Bind dials url and binds as dn; the caller closes the connection. opts
+// come after a 5 s dial timeout (a TLS configuration, say).
+func Bind(url, dn, pw string, opts ...ldap.DialOpt) (*ldap.Conn, error) {
+	opts = append([]ldap.DialOpt{ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second})}, opts...)
+	c, err := ldap.DialURL(url, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -82,4 +85,54 @@ func Bind(url, dn, pw string) (*ldap.Conn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// StartLogged starts args (a prefix such as ip netns exec first) with its
+// output appended to logPath, and records the process.
+func (p *Proc) StartLogged(args []string, logPath string) error {
+	cmd := exec.Command(args[0], args[1:]...)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	p.Started(cmd)
+	return nil
+}
+
+// LogTail is the end of a server's log, for failure messages.
+func LogTail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// ShortTempDir makes a directory under os.TempDir that the test's cleanup
+// removes. Not t.TempDir, whose path holds the test's name: a unix socket
+// under it must stay under 108 bytes.
+func ShortTempDir(t TB, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// Missing skips the test for want of a provider, saying msg; under CI=true
+// it fails instead, so a CI image without the provider cannot pass by
+// skipping.
+func Missing(t TB, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
 }
