@@ -22,6 +22,11 @@ type Options struct {
 	// becomes d*Factor + Slack. Zero Factor means 1.
 	Factor float64
 	Slack  time.Duration
+	// WorkSlack widens further the bounds of what is the provider's work,
+	// not the link's decision (connected: a bind and the base check;
+	// refresh-done: a refresh): on a loaded machine a real provider takes
+	// its time there, while a detection bound stays as tight as Slack.
+	WorkSlack time.Duration
 	// MaxQuiet caps "quiet" steps, for runs in real time.
 	MaxQuiet time.Duration
 	// Update rewrites expectations from what happened instead of failing.
@@ -259,6 +264,9 @@ func (r *runner) next(ctx context.Context, d time.Duration) (fsm.Transition, boo
 
 func (r *runner) expect(ctx context.Context, st Step) {
 	limit := r.bound(st.Duration)
+	if slices.ContainsFunc(st.Events, func(e replink.Event) bool { return e == replink.Connected || e == replink.RefreshDone }) {
+		limit += r.o.WorkSlack
+	}
 	wait := limit + time.Second // judge by the transition's own time, not by who wakes first
 	if r.o.Update {
 		wait = limit + 5*time.Minute

@@ -138,6 +138,11 @@ func TestFeedFailureStopsTheCommit(t *testing.T) {
 	n, err := h.Len()
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "the second change was not committed")
+	// A feed that cannot be repaired cannot start a session either: its
+	// lines past the mark could not be restated.
+	_, err = h.Load()
+	require.ErrorIs(t, err, feed.ErrFailed)
+	f.FailSync(nil)
 	cookie, err := h.Load()
 	require.NoError(t, err)
 	require.Equal(t, "bind\nc1", string(cookie))
@@ -161,4 +166,47 @@ func TestFeedCarriesThePosition(t *testing.T) {
 	require.Equal(t, []string{"", "rid=000,csn=1"}, cookies)
 	require.EqualValues(t, 2, h.Applied())
 	require.GreaterOrEqual(t, h.CookieAge(), time.Duration(0))
+}
+
+// The feed never keeps a change the store did not take: the lines of a
+// session's uncommitted changes (its connection lost before a cookie
+// covered them, or a crash between the feed's fsync and the commit) are
+// restated from the store when the next session starts, so the feed
+// replayed from empty equals the store.
+func TestUncommittedFeedLinesAreRestated(t *testing.T) {
+	ctx := context.Background()
+	kept, phantom, changed := uuid.New(), uuid.New(), uuid.New()
+	f := feedtest.NewFile(nil)
+	h := newHandler(t, 100, f)
+	_, err := h.Load() // the first session starts the marks
+	require.NoError(t, err)
+	require.NoError(t, h.Apply(ctx, upsert(kept)))
+	require.NoError(t, h.Apply(ctx, upsert(changed)))
+	require.NoError(t, h.Save([]byte("bind\nc1")))
+
+	// A session applies two changes and is lost before any commit.
+	require.NoError(t, h.Apply(ctx, upsert(phantom)))
+	c := upsert(changed)
+	c.Entry.Attributes[0].Values, c.Entry.Attributes[0].ByteValues = []string{"y"}, [][]byte{[]byte("y")}
+	require.NoError(t, h.Apply(ctx, c))
+	cookie, err := h.Load()
+	require.NoError(t, err)
+	require.Equal(t, "bind\nc1", string(cookie))
+
+	state := map[uuid.UUID]string{}
+	require.NoError(t, feed.Replay(bytes.NewReader(f.Written()), func(r feed.Record) error {
+		if r.Op == ldapadapter.Delete {
+			delete(state, r.UUID)
+		} else {
+			state[r.UUID] = string(r.Attributes["cn"][0])
+		}
+		return nil
+	}))
+	require.Equal(t, map[uuid.UUID]string{kept: "x", changed: "x"}, state, "the feed replayed must equal the store")
+	_, err = h.Load() // nothing past the new mark: nothing restated twice
+	require.NoError(t, err)
+	n := bytes.Count(f.Written(), []byte{'\n'})
+	_, err = h.Load()
+	require.NoError(t, err)
+	require.Equal(t, n, bytes.Count(f.Written(), []byte{'\n'}))
 }

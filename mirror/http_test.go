@@ -51,7 +51,7 @@ func newAdmin(t *testing.T, hc mirror.HTTPConfig) *admin {
 	var logs bytes.Buffer
 	m, err := mirror.New(mirror.Config{HTTP: hc, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Links: []mirror.LinkConfig{{
 		Name: "people", Store: path, Machine: fsm.DefaultConfig(),
-		LDAP: ldapadapter.Config{URL: "ldap://127.0.0.1:1", BaseDN: "ou=p,dc=t"},
+		LDAP: ldapadapter.Config{URL: "ldap://127.0.0.1:1", DialContext: refuseDial, BaseDN: "ou=p,dc=t"},
 	}}})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, m.Close()) })

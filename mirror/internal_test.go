@@ -1,8 +1,11 @@
 package mirror
 
 import (
+	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"testing"
 
@@ -25,7 +28,7 @@ func TestMirrorHandlerIsTransactional(t *testing.T) {
 	require.NoError(t, err)
 	m, err := New(Config{Feed: w, Logger: quietLog(), Links: []LinkConfig{{
 		Name: "people", Store: filepath.Join(dir, "r.db"), Machine: fsm.DefaultConfig(),
-		LDAP: ldapadapter.Config{URL: "ldap://127.0.0.1:1", BaseDN: "ou=p,dc=t"},
+		LDAP: ldapadapter.Config{URL: "ldap://127.0.0.1:1", DialContext: refuseDial, BaseDN: "ou=p,dc=t"},
 	}}})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, m.Close()) }()
@@ -35,4 +38,10 @@ func TestMirrorHandlerIsTransactional(t *testing.T) {
 	require.True(t, ok, "the link's handler (%T) hides CommitsWithChanges", ldapCfg.Handler)
 	_, ok = ldapCfg.Cookies.(ldapadapter.TransactionalCookieStore)
 	require.True(t, ok, "the link's cookie store (%T) is not transactional", ldapCfg.Cookies)
+}
+
+// refuseDial is a provider nobody can reach, whatever listens on the
+// machine.
+func refuseDial(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("unreachable (test)")
 }

@@ -2,7 +2,9 @@ package mirror_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,7 +26,13 @@ func unreachable(name, storePath string) mirror.LinkConfig {
 	m := fsm.DefaultConfig()
 	m.Backoff.Initial = 50 * time.Millisecond
 	return mirror.LinkConfig{Name: name, Store: storePath, Machine: m,
-		LDAP: ldapadapter.Config{URL: "ldap://127.0.0.1:1", BaseDN: "ou=p,dc=t", StopTimeout: 200 * time.Millisecond}}
+		LDAP: ldapadapter.Config{URL: "ldap://127.0.0.1:1", DialContext: refuseDial, BaseDN: "ou=p,dc=t", StopTimeout: 200 * time.Millisecond}}
+}
+
+// refuseDial is a provider nobody can reach, whatever listens on the
+// machine.
+func refuseDial(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("unreachable (test)")
 }
 
 // run starts m in the background; the cleanup waits for Run to return.
