@@ -177,8 +177,15 @@ func TestUncommittedFeedLinesAreRestated(t *testing.T) {
 	ctx := context.Background()
 	kept, phantom, changed := uuid.New(), uuid.New(), uuid.New()
 	f := feedtest.NewFile(nil)
-	h := newHandler(t, 100, f)
-	_, err := h.Load() // the first session starts the marks
+	db, err := store.Open(filepath.Join(t.TempDir(), "r.db"), nil)
+	require.NoError(t, err)
+	defer db.Close()
+	l, err := db.Link("people", people)
+	require.NoError(t, err)
+	w, err := feed.New(f)
+	require.NoError(t, err)
+	h := mirror.NewHandler(l, w, nil)
+	_, err = h.Load() // the first session starts the marks
 	require.NoError(t, err)
 	require.NoError(t, h.Apply(ctx, upsert(kept)))
 	require.NoError(t, h.Apply(ctx, upsert(changed)))
@@ -189,6 +196,7 @@ func TestUncommittedFeedLinesAreRestated(t *testing.T) {
 	c := upsert(changed)
 	c.Entry.Attributes[0].Values, c.Entry.Attributes[0].ByteValues = []string{"y"}, [][]byte{[]byte("y")}
 	require.NoError(t, h.Apply(ctx, c))
+	require.NoError(t, w.Sync()) // as another link's commit, or the fsync before a crash, would
 	cookie, err := h.Load()
 	require.NoError(t, err)
 	require.Equal(t, "bind\nc1", string(cookie))
