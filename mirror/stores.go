@@ -100,9 +100,10 @@ func (m *Mirror) failLink(l *link, cause error) {
 		l.mu.Unlock()
 		return
 	}
+	// Logged before the state shows it, so whoever sees Failed finds why.
+	m.log.Error("link failed: its store is unusable; restore the file and restart", "link", l.link.Name(), "cause", cause)
 	l.fault = cause
 	l.mu.Unlock()
-	m.log.Error("link failed: its store is unusable; restore the file and restart", "link", l.link.Name(), "cause", cause)
 	m.metrics.setState(l.link.Name(), replink.Failed)
 	ctx, cancel := context.WithTimeout(context.Background(), stopBound(l))
 	defer cancel()
