@@ -271,7 +271,7 @@ func TestSecretsNeverShown(t *testing.T) {
 			_, status := p.get("/status")
 			_, metrics := p.get("/metrics")
 			require.Contains(t, status, "Invalid Credentials")
-			require.Equal(t, 0, p.stop())
+			require.Equal(t, exitError, p.stop(), "stopped with its link refused for good")
 			for what, text := range map[string]string{"log": p.log(), "/status": status, "/metrics": metrics} {
 				require.NotContains(t, text, secret, "the password shows in the %s", what)
 			}
