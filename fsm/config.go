@@ -70,10 +70,11 @@ func (e *ConfigError) Error() string {
 
 func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
 
-// Validate reports the first nonsensical setting.
+// Validate reports every nonsensical setting, each a *ConfigError, joined.
 func (c Config) Validate() error {
-	bad := func(field, format string, args ...any) error {
-		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)})
 	}
 	for _, d := range []struct {
 		name string
@@ -84,33 +85,41 @@ func (c Config) Validate() error {
 		{"InactivityTimeout", c.InactivityTimeout},
 	} {
 		if d.v < 0 {
-			return bad(d.name, "negative duration %v", d.v)
+			bad(d.name, "negative duration %v", d.v)
 		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...) // the checks below assume no negative
 	}
 	switch {
 	case c.Mode != replink.RefreshAndPersist && c.Mode != replink.RefreshOnly:
-		return bad("Mode", "unknown mode %d", c.Mode)
+		bad("Mode", "unknown mode %d", c.Mode)
 	case c.Mode == replink.RefreshOnly && c.RefreshInterval == 0:
-		return bad("RefreshInterval", "refreshOnly needs a positive refresh interval")
-	case c.ConnectTimeout == 0:
-		return bad("ConnectTimeout", "must be positive: a provider that never answers would hold the link forever")
+		bad("RefreshInterval", "refreshOnly needs a positive refresh interval")
+	}
+	if c.ConnectTimeout == 0 {
+		bad("ConnectTimeout", "must be positive: a provider that never answers would hold the link forever")
+	}
+	switch {
 	case c.KeepaliveInterval > 0 && c.KeepaliveTimeout == 0:
-		return bad("KeepaliveTimeout", "must be positive when keepalive is on")
+		bad("KeepaliveTimeout", "must be positive when keepalive is on")
 	case c.KeepaliveInterval == 0 && c.KeepaliveTimeout > 0:
-		return bad("KeepaliveTimeout", "set without a KeepaliveInterval")
+		bad("KeepaliveTimeout", "set without a KeepaliveInterval")
 	case c.KeepaliveInterval > 0 && c.KeepaliveTimeout > c.KeepaliveInterval:
-		return bad("KeepaliveTimeout", "%v exceeds the interval %v: a second probe would be due before the first is judged", c.KeepaliveTimeout, c.KeepaliveInterval)
+		bad("KeepaliveTimeout", "%v exceeds the interval %v: a second probe would be due before the first is judged", c.KeepaliveTimeout, c.KeepaliveInterval)
 	case c.InactivityTimeout > 0 && c.KeepaliveInterval > 0 && c.InactivityTimeout <= c.KeepaliveInterval+c.KeepaliveTimeout:
-		return bad("InactivityTimeout", "%v would cut the link before the keepalive (%v + %v) can judge it", c.InactivityTimeout, c.KeepaliveInterval, c.KeepaliveTimeout)
-	case c.MaxRetries < 0:
-		return bad("MaxRetries", "negative")
-	case c.HistorySize < 0:
-		return bad("HistorySize", "negative")
+		bad("InactivityTimeout", "%v would cut the link before the keepalive (%v + %v) can judge it", c.InactivityTimeout, c.KeepaliveInterval, c.KeepaliveTimeout)
+	}
+	if c.MaxRetries < 0 {
+		bad("MaxRetries", "negative")
+	}
+	if c.HistorySize < 0 {
+		bad("HistorySize", "negative")
 	}
 	if err := c.Backoff.Validate(); err != nil {
-		return &ConfigError{Field: "Backoff", Reason: err.Error()}
+		bad("Backoff", "%s", err.Error())
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // DetectionBound is the longest a silent provider can go unnoticed in a

@@ -47,3 +47,16 @@ func TestDetectionBound(t *testing.T) {
 	c.KeepaliveInterval, c.KeepaliveTimeout, c.InactivityTimeout = 0, 0, 10*time.Second
 	require.Equal(t, 10*time.Second, c.DetectionBound())
 }
+
+// Validate reports every bad field at once, each a *ConfigError.
+func TestConfigValidateReportsEveryField(t *testing.T) {
+	c := fsm.DefaultConfig()
+	c.ConnectTimeout, c.KeepaliveTimeout, c.MaxRetries = 0, time.Hour, -1
+	err := c.Validate()
+	require.ErrorIs(t, err, fsm.ErrInvalidConfig)
+	var fields []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		fields = append(fields, e.(*fsm.ConfigError).Field)
+	}
+	require.Equal(t, []string{"ConnectTimeout", "KeepaliveTimeout", "MaxRetries"}, fields)
+}

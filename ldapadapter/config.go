@@ -104,45 +104,61 @@ type Config struct {
 // ErrInvalidConfig is wrapped by every configuration error.
 var ErrInvalidConfig = errors.New("invalid adapter configuration")
 
+// ConfigError is a value New refuses: the Config field at fault (a
+// caller that configures the adapter from a file can name its own key for
+// it) and why. New reports every one it finds, joined.
+type ConfigError struct {
+	Field string // "URL", "BaseDN", "DeletionGuard.Share", ...
+	Msg   string
+}
+
+func (e *ConfigError) Error() string { return ErrInvalidConfig.Error() + ": " + e.Msg }
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
 func (c *Config) withDefaults() (Config, error) {
 	d := *c
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
 	d.URLs = slices.Clone(d.URLs)
 	if d.URL != "" && (len(d.URLs) == 0 || d.URLs[0] != d.URL) {
 		d.URLs = append([]string{d.URL}, d.URLs...)
 	}
 	if len(d.URLs) == 0 {
-		return d, fmt.Errorf("%w: URL is empty", ErrInvalidConfig)
+		bad("URL", "URL is empty")
+	} else {
+		d.URL = d.URLs[0]
 	}
-	d.URL = d.URLs[0]
 	for _, raw := range d.URLs {
 		if err := d.checkURL(raw); err != nil {
-			return d, err
+			errs = append(errs, err)
+			break // one URL's mistake is usually every URL's
 		}
 	}
 	if d.BaseDN == "" {
-		return d, fmt.Errorf("%w: BaseDN is empty", ErrInvalidConfig)
-	}
-	if _, err := ldap.ParseDN(d.BaseDN); err != nil {
-		return d, fmt.Errorf("%w: BaseDN: %v", ErrInvalidConfig, err)
+		bad("BaseDN", "BaseDN is empty")
+	} else if _, err := ldap.ParseDN(d.BaseDN); err != nil {
+		bad("BaseDN", "BaseDN: %v", err)
 	}
 	if d.BindDN != "" && d.Password == "" && !d.SASLExternal {
-		return d, fmt.Errorf("%w: BindDN without a Password would be an unauthenticated bind", ErrInvalidConfig)
+		bad("Password", "BindDN without a Password would be an unauthenticated bind")
 	}
 	if d.Handler == nil {
-		return d, fmt.Errorf("%w: Handler is nil", ErrInvalidConfig)
+		bad("Handler", "Handler is nil")
 	}
 	if own, ok := d.Handler.(CookieStore); ok {
 		// The handler commits the cookie with the changes it covers: a
 		// second store could only disagree with it.
 		if d.Cookies != nil && !sameStore(d.Cookies, own) {
-			return d, fmt.Errorf("%w: the Handler (%T) keeps its own cookie; a separate CookieStore (%T) could disagree with it after a crash: leave Cookies nil", ErrInvalidConfig, d.Handler, d.Cookies)
+			bad("Cookies", "the Handler (%T) keeps its own cookie; a separate CookieStore (%T) could disagree with it after a crash: leave Cookies nil", d.Handler, d.Cookies)
 		}
 		d.Cookies = own
 	}
 	switch d.Handler.(type) {
 	case HandlerFunc, *MemoryStore:
 		if durable(d.Cookies) {
-			return d, fmt.Errorf("%w: the copy of a %T does not outlive the process, so a durable cookie store (%T) would resume a restart on an empty copy, or never delete what went away meanwhile: keep the cookie in memory (Cookies nil), or use a store that keeps its own cookie", ErrInvalidConfig, d.Handler, d.Cookies)
+			bad("Cookies", "the copy of a %T does not outlive the process, so a durable cookie store (%T) would resume a restart on an empty copy, or never delete what went away meanwhile: keep the cookie in memory (Cookies nil), or use a store that keeps its own cookie", d.Handler, d.Cookies)
 		}
 	}
 	if d.RefreshStall == 0 {
@@ -150,7 +166,7 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	guard, err := d.DeletionGuard.withDefaults()
 	if err != nil {
-		return d, err
+		errs = append(errs, err)
 	}
 	d.DeletionGuard = guard
 	if d.StopTimeout <= 0 {
@@ -160,14 +176,14 @@ func (c *Config) withDefaults() (Config, error) {
 		d.Filter = "(objectClass=*)"
 	}
 	if _, err := ldap.CompileFilter(d.Filter); err != nil {
-		return d, fmt.Errorf("%w: Filter: %v", ErrInvalidConfig, err)
+		bad("Filter", "Filter: %v", err)
 	}
 	switch d.Scope {
 	case 0:
 		d.Scope = ldap.ScopeWholeSubtree
 	case ldap.ScopeWholeSubtree, ldap.ScopeSingleLevel:
 	default:
-		return d, fmt.Errorf("%w: Scope %d: want ldap.ScopeWholeSubtree or ldap.ScopeSingleLevel", ErrInvalidConfig, d.Scope)
+		bad("Scope", "Scope %d: want ldap.ScopeWholeSubtree or ldap.ScopeSingleLevel", d.Scope)
 	}
 	if d.CookieFlushInterval <= 0 {
 		d.CookieFlushInterval = time.Second
@@ -175,7 +191,7 @@ func (c *Config) withDefaults() (Config, error) {
 	switch d.Probe {
 	case "", "whoami", "rootdse":
 	default:
-		return d, fmt.Errorf("%w: Probe %q: want whoami or rootdse", ErrInvalidConfig, d.Probe)
+		bad("Probe", "Probe %q: want whoami or rootdse", d.Probe)
 	}
 	if d.TCPKeepAlive == 0 {
 		d.TCPKeepAlive = 15 * time.Second
@@ -192,23 +208,23 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	return d, nil
+	return d, errors.Join(errs...)
 }
 
 // checkURL validates one provider URL against the rest of the settings.
 func (d *Config) checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
-		return fmt.Errorf("%w: URL %q: want ldap://host:port or ldaps://host:port", ErrInvalidConfig, raw)
+		return &ConfigError{Field: "URL", Msg: fmt.Sprintf("URL %q: want ldap://host:port or ldaps://host:port", raw)}
 	}
 	if u.Scheme == "ldaps" && d.StartTLS {
-		return fmt.Errorf("%w: StartTLS on an ldaps:// URL", ErrInvalidConfig)
+		return &ConfigError{Field: "StartTLS", Msg: "StartTLS on an ldaps:// URL"}
 	}
 	if d.SASLExternal && u.Scheme != "ldaps" && !d.StartTLS {
-		return fmt.Errorf("%w: SASLExternal needs ldaps:// or StartTLS: the identity is the TLS client certificate", ErrInvalidConfig)
+		return &ConfigError{Field: "SASLExternal", Msg: "SASLExternal needs ldaps:// or StartTLS: the identity is the TLS client certificate"}
 	}
 	if d.Password != "" && !d.SASLExternal && u.Scheme == "ldap" && !d.StartTLS && !d.AllowCleartextPassword && !loopbackHost(u.Hostname()) {
-		return fmt.Errorf("%w: a simple bind to %s would send the password in clear: use ldaps://, StartTLS, or set AllowCleartextPassword", ErrInvalidConfig, u.Host)
+		return &ConfigError{Field: "Password", Msg: fmt.Sprintf("a simple bind to %s would send the password in clear: use ldaps://, StartTLS, or set AllowCleartextPassword", u.Host)}
 	}
 	return nil
 }

@@ -152,3 +152,18 @@ func TestConsumerRefusesSharedHandler(t *testing.T) {
 	_, err = c.Add(cfg("d", f))
 	require.NoError(t, err, "a HandlerFunc is tracked per link")
 }
+
+// Every refusal is a *ConfigError naming the field at fault, and New
+// reports all of them at once, so a caller configuring from a file can
+// name each of its keys.
+func TestConfigErrorsNameEveryField(t *testing.T) {
+	_, err := ldapadapter.New(ldapadapter.Config{URL: "http://x", BaseDN: "not a dn", Filter: "(cn=", Probe: "ping", Handler: ldapadapter.NewMemoryStore()})
+	require.ErrorIs(t, err, ldapadapter.ErrInvalidConfig)
+	var fields []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var ce *ldapadapter.ConfigError
+		require.ErrorAs(t, e, &ce)
+		fields = append(fields, ce.Field)
+	}
+	require.Equal(t, []string{"URL", "BaseDN", "Filter", "Probe"}, fields)
+}

@@ -20,7 +20,8 @@ import (
 // demo starts a throwaway slapd on a loopback port, seeds it, and runs the
 // replink daemon (a binary built beforehand: make demo does it) mirroring
 // ou=people into a bbolt file, with its status page on localhost. It tells
-// the user what to try, and cleans up when the daemon stops (Ctrl-C).
+// the user what to try, and removes the provider when the daemon stops
+// (Ctrl-C), keeping the copy for replink dump.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -52,6 +53,12 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := os.WriteFile(pw, []byte(slapdtest.ReplicatorPW), 0o600); err != nil {
 		return err
 	}
+	// The copy outlives the demo, so that what it suggests after Ctrl-C
+	// (replink dump) works: its directory is not the harness's.
+	keep, err := os.MkdirTemp("", "replink-demo-copy-")
+	if err != nil {
+		return err
+	}
 	addr := *httpAddr
 	if addr == "" {
 		if addr, err = freeAddr(); err != nil {
@@ -60,7 +67,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	v := demoVars{
 		Replink: replink, URL: srv.URL(), Port: srv.Port, Pid: srv.Pid(), Dir: dir, PW: pw,
-		Store: filepath.Join(dir, "replica.db"), HTTP: addr, Config: filepath.Join(dir, "replink.yaml"),
+		Store: filepath.Join(keep, "replica.db"), HTTP: addr, Config: filepath.Join(dir, "replink.yaml"),
 		Base: slapdtest.PeopleDN, Suffix: slapdtest.BaseDN,
 		AdminDN: slapdtest.AdminDN, AdminPW: slapdtest.AdminPW, BindDN: slapdtest.ReplicatorDN,
 	}
@@ -83,6 +90,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		how = cmd.ProcessState.String() // "exit status 0" after Ctrl-C, not the context's error
 	}
 	fmt.Fprintf(stdout, "\nreplink exited (%s); the provider and %s are removed now.\n", how, dir)
+	fmt.Fprintf(stdout, "The copy stays in %s:\n  %s dump --store %s\nRemove it with: rm -r %s\n", v.Store, replink, v.Store, keep)
 	return nil
 }
 
@@ -147,6 +155,7 @@ Try, in another terminal:
   curl -s -X POST http://{{.HTTP}}/links/people/stop
   curl -s -X POST http://{{.HTTP}}/links/people/start
 
-Ctrl-C stops replink (unbind, commit); then {{.Replink}} dump --store {{.Store}} prints the copy.
+Ctrl-C stops replink (unbind, commit) and the provider; the copy is kept, and
+{{.Replink}} dump --store {{.Store}} prints it then.
 
 `))

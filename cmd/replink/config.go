@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -57,8 +58,28 @@ func (e *fieldError) Error() string { return e.Where + ": " + e.Field + ": " + e
 // the same rules), collecting every error rather than stopping at the first.
 type source struct {
 	file     string
+	flags    bool // the one-link flags: a key is shown as --key
 	errs     []error
 	warnings []string
+}
+
+// show is how a message names a key: as written in YAML, or as its flag.
+func (s *source) show(key string) string {
+	if s.flags {
+		return "--" + key
+	}
+	return key
+}
+
+// duplicate fails a key given twice in one mapping: YAML would silently
+// keep the last.
+func (s *source) duplicate(seen map[string]int, k *yaml.Node, field string) bool {
+	if first, dup := seen[k.Value]; dup {
+		s.fail(k.Line, field, "given twice (first at line %d)", first)
+		return true
+	}
+	seen[k.Value] = k.Line
+	return false
 }
 
 // exposed warns when path can be read by users other than its owner.
@@ -77,18 +98,6 @@ func (s *source) where(line int) string {
 		return s.file
 	}
 	return s.file + ":" + strconv.Itoa(line)
-}
-
-// linkFields are the settings a link accepts, in the order the docs list
-// them; rawLink holds their text as written.
-var linkFields = []string{
-	"name", "url", "start-tls", "ca-file", "server-name", "cert-file", "key-file", "sasl-external",
-	"bind-dn", "password-file", "password-env", "allow-cleartext-password",
-	"base", "scope", "filter", "attributes",
-	"mode", "refresh-interval", "connect-timeout", "keepalive", "keepalive-timeout", "inactivity",
-	"backoff-initial", "backoff-max", "backoff-multiplier", "backoff-jitter", "max-retries",
-	"stop-timeout", "refresh-stall", "commit-interval", "probe", "tcp-keepalive", "tcp-user-timeout",
-	"deletion-guard", "deletion-guard-floor", "max-message", "queue-bytes", "history", "store",
 }
 
 type rawValue struct {
@@ -123,8 +132,12 @@ func loadConfig(path string) (*config, error) {
 	var defaultStore rawValue
 	var links []rawLink
 	var linksLine int
+	seenTop := map[string]int{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
+		if s.duplicate(seenTop, k, k.Value) {
+			continue
+		}
 		switch k.Value {
 		case "http":
 			cfg.HTTP = s.scalar(v, "http")
@@ -232,6 +245,9 @@ func (s *source) links(v *yaml.Node) []rawLink {
 		s.fail(v.Line, "links", "want a list of links")
 		return nil
 	}
+	if len(v.Content) == 0 {
+		s.fail(v.Line, "links", "empty: the configuration needs at least one link")
+	}
 	var out []rawLink
 	for i, n := range v.Content {
 		field := fmt.Sprintf("links[%d]", i)
@@ -240,8 +256,12 @@ func (s *source) links(v *yaml.Node) []rawLink {
 			continue
 		}
 		rl := rawLink{"": {line: n.Line}}
+		seen := map[string]int{}
 		for j := 0; j+1 < len(n.Content); j += 2 {
 			k, val := n.Content[j], n.Content[j+1]
+			if s.duplicate(seen, k, field+"."+k.Value) {
+				continue
+			}
 			if !slices.Contains(linkFields, k.Value) {
 				s.fail(k.Line, field+"."+k.Value, "unknown setting; want one of %s", strings.Join(linkFields, ", "))
 				continue
@@ -270,6 +290,7 @@ func (s *source) links(v *yaml.Node) []rawLink {
 // to, so that SIGHUP can tell which links changed.
 func (s *source) link(field string, rl rawLink) *mirror.LinkConfig {
 	before := len(s.errs)
+	urlInvalid := false
 	at := func(k string) (rawValue, bool) { v, ok := rl[k]; return v, ok }
 	str := func(k string) string { v, _ := at(k); return v.text }
 	fail := func(k, format string, args ...any) {
@@ -279,21 +300,31 @@ func (s *source) link(field string, rl rawLink) *mirror.LinkConfig {
 		}
 		s.fail(v.line, field+"."+k, format, args...)
 	}
+	// dur reads a duration. One rule for every duration (and for
+	// deletion-guard-floor): leave the key out for the default, write off
+	// to turn off what can be turned off; 0 is refused, since it would read
+	// as "off" for some and "default" for others.
 	dur := func(k string, into *time.Duration) {
 		v, ok := at(k)
 		if !ok {
 			return
 		}
-		if v.text == "off" || v.text == "0" {
-			*into = 0
+		if v.text == "off" {
+			if !offable[k] {
+				fail(k, "cannot be turned off; leave it out for the default (%s)", defaultOf(k))
+			}
+			*into = offValue[k]
 			return
 		}
 		d, err := time.ParseDuration(v.text)
-		if err != nil || d < 0 {
+		switch {
+		case err != nil || d < 0:
 			fail(k, "%q: want a duration such as 30s or 2m", v.text)
-			return
+		case d == 0:
+			fail(k, "%q: %s", v.text, zeroRefused(k))
+		default:
+			*into = d
 		}
-		*into = d
 	}
 	boolean := func(k string) bool {
 		v, ok := at(k)
@@ -342,6 +373,27 @@ func (s *source) link(field string, rl rawLink) *mirror.LinkConfig {
 			fail(k, "missing")
 		}
 	}
+	urls := l.URLs
+	if l.URL != "" {
+		urls = []string{l.URL}
+	}
+	for _, raw := range urls {
+		// Never echo it: the URL is in /status, /metrics and every log line.
+		if u, err := url.Parse(raw); err == nil && u.User != nil {
+			fail("url", "holds a user (and perhaps a password) before the host: the URL is shown in /status, /metrics and the logs; give %s and %s or %s instead",
+				s.show("bind-dn"), s.show("password-file"), s.show("password-env"))
+			urlInvalid = true
+			break
+		}
+	}
+	if v, ok := at("server-name"); ok && !l.StartTLS {
+		for _, raw := range urls {
+			if u, err := url.Parse(raw); err == nil && u.Scheme == "ldap" && u.User == nil {
+				s.fail(v.line, field+".server-name", "%q is never verified: %s is plain ldap:// without %s (use ldaps:// or %s)", v.text, raw, s.show("start-tls"), s.show("start-tls"))
+				break
+			}
+		}
+	}
 	switch v := str("scope"); v {
 	case "", "sub", "subtree":
 		l.Scope = ldap.ScopeWholeSubtree
@@ -365,7 +417,7 @@ func (s *source) link(field string, rl rawLink) *mirror.LinkConfig {
 	dur("refresh-interval", &m.RefreshInterval)
 	dur("connect-timeout", &m.ConnectTimeout)
 	dur("keepalive", &m.KeepaliveInterval)
-	if v, ok := at("keepalive"); ok && (v.text == "off" || v.text == "0") {
+	if v, ok := at("keepalive"); ok && v.text == "off" {
 		m.KeepaliveTimeout = 0
 	}
 	dur("keepalive-timeout", &m.KeepaliveTimeout)
@@ -384,16 +436,9 @@ func (s *source) link(field string, rl rawLink) *mirror.LinkConfig {
 	dur("stop-timeout", &l.StopTimeout)
 	dur("commit-interval", &l.CookieFlushInterval)
 	l.Probe = str("probe")
-	offOr := func(k string, into *time.Duration) { // "off" turns a timer off
-		if v, ok := at(k); ok && v.text == "off" {
-			*into = -1
-			return
-		}
-		dur(k, into)
-	}
-	offOr("refresh-stall", &l.RefreshStall)
-	offOr("tcp-keepalive", &l.TCPKeepAlive)
-	offOr("tcp-user-timeout", &l.TCPUserTimeout)
+	dur("refresh-stall", &l.RefreshStall)
+	dur("tcp-keepalive", &l.TCPKeepAlive)
+	dur("tcp-user-timeout", &l.TCPUserTimeout)
 	whole := func(k string, into *int) {
 		if v, ok := at(k); ok {
 			n, err := strconv.Atoi(v.text)
@@ -414,10 +459,12 @@ func (s *source) link(field string, rl rawLink) *mirror.LinkConfig {
 	if v, ok := at("deletion-guard-floor"); ok {
 		n, err := strconv.Atoi(v.text)
 		switch {
-		case err != nil || n < 0:
-			fail("deletion-guard-floor", "%q: want a whole number of entries, 0 or more", v.text)
-		case n == 0:
+		case v.text == "off":
 			l.DeletionGuard.Floor = -1 // none: the library's zero is its default
+		case err != nil || n < 0:
+			fail("deletion-guard-floor", "%q: want a whole number of entries, or off for none", v.text)
+		case n == 0:
+			fail("deletion-guard-floor", "%q: %s", v.text, zeroRefused("deletion-guard-floor"))
 		default:
 			l.DeletionGuard.Floor = n
 		}
@@ -429,18 +476,34 @@ func (s *source) link(field string, rl rawLink) *mirror.LinkConfig {
 	if spec.Store == "" {
 		fail("store", "missing: give the link a store file, or set store at the top level")
 	}
-	if len(s.errs) > before {
-		return nil
+	// The library's own checks, before anything connects, even after ours
+	// failed: every error at once. Each names the key that sets the field
+	// at fault, at its line; a key we already refused is not refused twice.
+	failed := map[string]bool{}
+	for _, e := range s.errs[before:] {
+		if fe, ok := e.(*fieldError); ok {
+			failed[fe.Field[strings.LastIndexByte(fe.Field, '.')+1:]] = true
+		}
 	}
-	// The library's own checks, before anything connects.
+	if urlInvalid {
+		l.URL, l.URLs = "", nil // the secret it may hold stays out of any message
+		failed["url"] = true
+	}
 	check := *l
 	check.Handler = ldapadapter.NewMemoryStore()
-	if _, err := ldapadapter.New(check); err != nil {
-		s.fail(rl[""].line, field, "%v", err)
-		return nil
+	_, aerr := ldapadapter.New(check)
+	for _, e := range libraryErrors(aerr, m.Validate()) {
+		k := libraryKey(e, rl)
+		if k == "" || failed[k] || (k == "url" && len(urls) == 0) {
+			if k == "" {
+				s.fail(rl[""].line, field, "%s", speakKeys(e.msg, s.show))
+			}
+			continue
+		}
+		msg := strings.TrimLeft(strings.TrimPrefix(e.msg, e.field), ": ")
+		fail(k, "%s", speakKeys(msg, s.show))
 	}
-	if err := m.Validate(); err != nil {
-		s.fail(rl[""].line, field, "%v", err)
+	if len(s.errs) > before {
 		return nil
 	}
 	spec.Fingerprint = fingerprint(rl, secret)
@@ -452,6 +515,13 @@ func (s *source) link(field string, rl rawLink) *mirror.LinkConfig {
 func (s *source) password(rl rawLink, field string, fail func(k, format string, args ...any)) string {
 	pf, hasFile := rl["password-file"]
 	pe, hasEnv := rl["password-env"]
+	if _, hasDN := rl["bind-dn"]; !hasDN && (hasFile || hasEnv) {
+		k := "password-file"
+		if !hasFile {
+			k = "password-env"
+		}
+		fail(k, "without %s: the link would bind anonymously and the password go unused", s.show("bind-dn"))
+	}
 	switch {
 	case hasFile && hasEnv:
 		fail("password-env", "give password-file or password-env, not both")
@@ -552,4 +622,85 @@ func parseShare(s string) (float64, error) {
 		return 0, errors.New("want a share of the copy such as 20% or 0.2 (at most 100%), or off")
 	}
 	return f, nil
+}
+
+// offable are the durations (and counts) that off turns off, with the
+// library's value for off.
+var offable = map[string]bool{
+	"keepalive": true, "inactivity": true, "refresh-stall": true,
+	"tcp-keepalive": true, "tcp-user-timeout": true, "deletion-guard": true, "deletion-guard-floor": true,
+}
+
+var offValue = map[string]time.Duration{
+	"refresh-stall": -1, "tcp-keepalive": -1, "tcp-user-timeout": -1, // the library's zero is its default
+}
+
+func defaultOf(key string) string {
+	for _, st := range linkSettings {
+		if st.key == key {
+			return st.def
+		}
+	}
+	return ""
+}
+
+// zeroRefused says why 0 is not a value of key, and what to write instead.
+func zeroRefused(key string) string {
+	if offable[key] {
+		return fmt.Sprintf("0 is refused: write off to turn it off, or leave it out for the default (%s)", defaultOf(key))
+	}
+	return fmt.Sprintf("0 is refused: it must be positive; leave it out for the default (%s)", defaultOf(key))
+}
+
+// libraryError is one refusal of ldapadapter.New or fsm.Config.Validate.
+type libraryError struct{ field, msg string }
+
+// libraryErrors flattens the library's joined errors into their fields.
+func libraryErrors(errs ...error) []libraryError {
+	var out []libraryError
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case interface{ Unwrap() []error }:
+			for _, x := range e.Unwrap() {
+				walk(x)
+			}
+		case *ldapadapter.ConfigError:
+			out = append(out, libraryError{e.Field, e.Msg})
+		case *fsm.ConfigError:
+			out = append(out, libraryError{e.Field, e.Field + ": " + e.Reason})
+		default:
+			out = append(out, libraryError{"", err.Error()})
+		}
+	}
+	for _, err := range errs {
+		walk(err)
+	}
+	return out
+}
+
+// libraryKey is the key that sets the field a library error names: the one
+// given, when several set it (password-file, password-env).
+func libraryKey(e libraryError, rl rawLink) string {
+	if e.field == "Backoff" {
+		for _, k := range []string{"initial", "multiplier", "jitter", "max"} {
+			if strings.Contains(e.msg, ": "+k+" ") {
+				return "backoff-" + k
+			}
+		}
+	}
+	first := ""
+	for _, st := range linkSettings {
+		if !slices.Contains(st.fields, e.field) {
+			continue
+		}
+		if _, given := rl[st.key]; given {
+			return st.key
+		}
+		if first == "" {
+			first = st.key
+		}
+	}
+	return first
 }

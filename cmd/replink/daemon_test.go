@@ -271,7 +271,7 @@ func TestSecretsNeverShown(t *testing.T) {
 			_, status := p.get("/status")
 			_, metrics := p.get("/metrics")
 			require.Contains(t, status, "Invalid Credentials")
-			require.Equal(t, 0, p.stop())
+			require.Equal(t, exitError, p.stop(), "stopped with its link refused for good")
 			for what, text := range map[string]string{"log": p.log(), "/status": status, "/metrics": metrics} {
 				require.NotContains(t, text, secret, "the password shows in the %s", what)
 			}
@@ -443,16 +443,16 @@ func TestBadConfigurations(t *testing.T) {
 		{"bad duration", head + "    keepalive: 3x\n", `:8: links[0] (a).keepalive: "3x": want a duration`},
 		{"unknown link field", head + "    keepalve: 3s\n", `:8: links[0].keepalve: unknown setting`},
 		{"unknown top field", "htp: x\n" + head, `:1: htp: unknown setting`},
-		{"bad url", strings.Replace(head, "ldap://127.0.0.1:1", "http://x", 1), `:3: links[0] (a): invalid adapter configuration: URL`},
+		{"bad url", strings.Replace(head, "ldap://127.0.0.1:1", "http://x", 1), `:4: links[0] (a).url: "http://x": want ldap://`},
 		{"bad scope", head + "    scope: deep\n", `:8: links[0] (a).scope: "deep": want sub or one`},
-		{"keepalive timeout over interval", head + "    keepalive: 1s\n    keepalive-timeout: 5s\n", `:3: links[0] (a): replink: invalid configuration: KeepaliveTimeout`},
+		{"keepalive timeout over interval", head + "    keepalive: 1s\n    keepalive-timeout: 5s\n", `:9: links[0] (a).keepalive-timeout: 5s exceeds the interval 1s`},
 		{"missing password file", strings.Replace(head, pw, pw+".missing", 1), `:7: links[0] (a).password-file: open`},
 		{"duplicate names", head + strings.Replace(head[strings.Index(head, "  - name"):], "", "", 1), `links[1].name: "a" is already the name`},
 		{"no links", "store: x\n", `links: missing`},
 		{"not yaml", "links: [\n", `yaml:`},
-		{"bad filter", head + "    filter: (cn=\n", `Filter`},
+		{"bad filter", head + "    filter: (cn=\n", `:8: links[0] (a).filter: `},
 		{"mode", head + "    mode: push\n", `.mode: "push"`},
-		{"probe", head + "    probe: ping\n", `:3: links[0] (a): invalid adapter configuration: Probe "ping"`},
+		{"probe", head + "    probe: ping\n", `:8: links[0] (a).probe: "ping": want whoami or rootdse`},
 		{"queue bytes", head + "    queue-bytes: lots\n", `:8: links[0] (a).queue-bytes: "lots"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

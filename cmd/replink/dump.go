@@ -54,7 +54,19 @@ func dumpCommand(args []string, stdout, stderr io.Writer) error {
 
 // canonCommand reads LDIF (as `ldapsearch -LLL -o ldif-wrap=no` prints it)
 // and writes it in dump's order.
-func canonCommand(stdin io.Reader, stdout io.Writer) error {
+func canonCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("canon", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, "usage: replink canon < file.ldif (no flags, no arguments)") }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("canon reads standard input and takes no argument (got %q)", fs.Arg(0))}
+	}
 	entries, err := readLDIF(stdin)
 	if err != nil {
 		return err

@@ -19,10 +19,11 @@ type flagConfig struct {
 
 func newFlagConfig(fs *flag.FlagSet) *flagConfig {
 	f := &flagConfig{fs: fs, raw: rawLink{"": {}}}
-	for _, k := range linkFields {
+	for _, st := range linkSettings {
+		k := st.key
 		switch k {
 		case "url": // given again, another provider of the same directory
-			fs.Func(k, "provider URL; repeat it for the replicas of one directory", func(v string) error {
+			fs.Func(k, st.help(), func(v string) error {
 				r := f.raw[k]
 				if r.text != "" {
 					r.list, r.text = append(r.list, r.text), ""
@@ -36,9 +37,9 @@ func newFlagConfig(fs *flag.FlagSet) *flagConfig {
 				return nil
 			})
 		case "start-tls", "sasl-external", "allow-cleartext-password":
-			fs.BoolFunc(k, "link setting "+k, func(v string) error { f.raw[k] = rawValue{text: v}; return nil })
+			fs.BoolFunc(k, st.help(), func(v string) error { f.raw[k] = rawValue{text: v}; return nil })
 		default:
-			fs.Func(k, "link setting "+k, func(v string) error { f.raw[k] = rawValue{text: v}; return nil })
+			fs.Func(k, st.help(), func(v string) error { f.raw[k] = rawValue{text: v}; return nil })
 		}
 	}
 	return f
@@ -50,7 +51,7 @@ func (f *flagConfig) used() bool { return len(f.raw) > 1 }
 // config validates the flags as one link.
 // top holds the settings besides the link's, from their own flags.
 func (f *flagConfig) config(top config) (*config, error) {
-	s := &source{file: "command line"}
+	s := &source{file: "command line", flags: true}
 	if _, ok := f.raw["name"]; !ok {
 		f.raw["name"] = rawValue{text: "default"}
 	}

@@ -9,8 +9,10 @@
 //	replink reset --store FILE --link NAME  drop a link's copy and cookie
 //	replink approve-deletions --http ADDR --link NAME [--http-token-file F]
 //	                                        apply what the deletion guard holds
+//	replink version                         module version, VCS revision, Go version
 //
-// SIGTERM and SIGINT stop every link cleanly (unbind, commit) and exit 0;
+// SIGTERM and SIGINT stop every link cleanly (unbind, commit) and exit 0
+// (1 if a link had failed for good);
 // SIGHUP re-reads the configuration file and starts, stops or reconnects
 // only the links that changed. See docs/daemon.md.
 package main
@@ -42,6 +44,7 @@ const usage = `usage:
   replink canon < file.ldif
   replink reset --store FILE --link NAME
   replink approve-deletions --http ADDR --link NAME [--http-token-file FILE]
+  replink version
 run 'replink run -h' for every link flag.
 `
 
@@ -76,7 +79,9 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "dump":
 		return dumpCommand(args[1:], stdout, stderr)
 	case "canon":
-		return canonCommand(stdin, stdout)
+		return canonCommand(args[1:], stdin, stdout, stderr)
+	case "version":
+		return versionCommand(args[1:], stdout)
 	case "reset":
 		return resetCommand(args[1:], stdout, stderr)
 	case "approve-deletions":

@@ -43,6 +43,11 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
+	switch *view {
+	case "auto", "on", "off":
+	default:
+		return usageError{fmt.Errorf("--view %q: want auto, on or off", *view)}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)}
@@ -121,7 +126,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	default:
 		w, err := feed.Open(cfg.Changes, feed.WithLogger(log))
 		if err != nil {
-			return err
+			return usageError{fmt.Errorf("changes: %w", err)}
 		}
 		f = w
 	}
@@ -141,11 +146,11 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		mcfg.HTTP.Addr = ln.Addr().String()
 	}
 	m, err := mirror.New(mcfg)
-	if err != nil {
+	if err != nil { // a store that cannot be opened, or holds another content: nothing started
 		if f != nil {
 			f.Close()
 		}
-		return err
+		return usageError{err}
 	}
 
 	// A feed reader that goes away (--changes - | head) must be an EPIPE
@@ -193,7 +198,12 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		case s := <-sigs:
 			if s != syscall.SIGHUP {
 				log.Info("stopping", "signal", s.String())
-				return stop()
+				failed := permanentlyFailed(m.Status())
+				err := stop()
+				if len(failed) > 0 {
+					err = errors.Join(err, fmt.Errorf("stopped with links failed for good: %s", strings.Join(failed, ", ")))
+				}
+				return err
 			}
 			if *cfgPath == "" {
 				log.Error("configuration rejected; the running links are left as they are", "err", "configured from flags: nothing to re-read")
@@ -237,4 +247,21 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// permanentCauses are the events after which a link waits in Failed for
+// an admin instead of retrying.
+var permanentCauses = map[string]bool{"connect-refused": true, "retries-exhausted": true, "deletions-held": true, "store-gone": true}
+
+// permanentlyFailed names the links in Failed for a permanent cause, with
+// the cause: a daemon stopped with any of them did not do its job, and its
+// exit status says so.
+func permanentlyFailed(links []mirror.LinkStatus) []string {
+	var out []string
+	for _, l := range links {
+		if l.State == "Failed" && permanentCauses[l.LastEvent] {
+			out = append(out, fmt.Sprintf("%s (%s)", l.Name, l.LastEvent))
+		}
+	}
+	return out
 }
