@@ -28,6 +28,8 @@ type linkState struct {
 	applied uuidSet
 	// heldDeletions is the deletion guard's state (guard.go).
 	heldDeletions
+	// observed is what the link reports about its transport (transport.go).
+	observed
 }
 
 func newLinkState() *linkState { return &linkState{gate: make(chan struct{}, 1)} }
