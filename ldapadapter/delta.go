@@ -66,6 +66,13 @@ func (d *deltaSession) run(ctx context.Context, t *tap) (replink.Event, error) {
 	if err != nil {
 		return replink.Exception, err
 	}
+	if fb == nil && len(cookie) > 0 && d.copyAhead(ctx) {
+		// The copy may hold writes past the cookie (the link stopped
+		// before the cookie covering them was saved): replaying the log
+		// would apply them twice, and a write applied twice does not fit.
+		fb = fallbackf(FallbackCopyAhead, "the copy may be ahead of its cookie")
+		d.count(fb)
+	}
 	if len(cookie) == 0 || fb != nil {
 		c.st.setProtocol(ProtocolRefresh)
 		if fb != nil {
@@ -103,9 +110,12 @@ func (d *deltaSession) cookie(ctx context.Context, def []byte) ([]byte, error) {
 }
 
 // logSearchRequest is the sync search of the log: the records of
-// successful writes under the base, from the main base's cookie.
+// successful writes under the base or into it, from the main base's cookie.
 func logSearchRequest(id int64, cfg *Config, mode ldap.ControlSyncRequestMode, cookie []byte) ([]byte, error) {
-	filter := "(&(objectClass=auditWriteObject)(reqResult=0)(reqDN:dnSubtreeMatch:=" + ldap.EscapeFilter(cfg.BaseDN) + ")" + cfg.LogFilter + ")"
+	// Writes under the base, and moves into it from outside: those the
+	// copy cannot apply (it lacks the entry), but must know of.
+	base := ldap.EscapeFilter(cfg.BaseDN)
+	filter := "(&(objectClass=auditWriteObject)(reqResult=0)(|(reqDN:dnSubtreeMatch:=" + base + ")(reqNewSuperior:dnSubtreeMatch:=" + base + "))" + cfg.LogFilter + ")"
 	return searchRequest(id, cfg.LogBase, ldap.ScopeWholeSubtree, filter, logAttributes,
 		ldap.NewControlSyncRequest(mode, cookie, false).Encode(), ldap.NewControlManageDsaIT(false).Encode())
 }
@@ -221,14 +231,30 @@ func (d *deltaSession) fallback(ctx context.Context, fb *FallbackError) (replink
 	if err := d.s.note(ctx, nil, true); err != nil {
 		return 0, nil // stopping
 	}
-	c.st.countFallback(fb.Cause)
 	if n := c.st.streak.Add(1); n > maxFallbackStreak {
 		c.st.streak.Store(0)
 		return replink.Exception, fmt.Errorf("%d refreshes in a row and the log still cannot be followed: %w", n-1, fb)
 	}
-	c.cfg.Logger.Warn("delta-syncrepl: falling back to a refresh of the base", "cause", string(fb.Cause), "err", fb.Err, "base", c.cfg.BaseDN, "log", c.cfg.LogBase)
+	d.count(fb)
 	c.st.pending.Store(fb)
 	return replink.RefreshRequired, fb
+}
+
+// count counts and logs a fallback.
+func (d *deltaSession) count(fb *FallbackError) {
+	c := d.s.c
+	c.st.countFallback(fb.Cause)
+	c.cfg.Logger.Warn("delta-syncrepl: falling back to a refresh of the base", "cause", string(fb.Cause), "err", fb.Err, "base", c.cfg.BaseDN, "log", c.cfg.LogBase)
+}
+
+// copyAhead reports whether the stored cookie was marked ahead of the copy.
+func (d *deltaSession) copyAhead(ctx context.Context) bool {
+	c := d.s.c
+	if c.st.enter(ctx) != nil {
+		return false
+	}
+	defer c.st.leave()
+	return c.marked
 }
 
 // logRecord is one write as the log recorded it.

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/replink/replink"
@@ -26,6 +29,17 @@ type deltaRig struct {
 	db    *store.DB
 	copy  *store.Link
 	cfg   ldapadapter.LinkConfig
+	path  string
+}
+
+// restart is the consumer's process starting again on its file: what the
+// last one did not commit is gone.
+func (r *deltaRig) restart() {
+	require.NoError(r.t, r.db.Close())
+	db, err := store.Open(r.path, nil)
+	require.NoError(r.t, err)
+	r.db = db
+	r.open()
 }
 
 func newDeltaRig(t *testing.T, purge string) *deltaRig {
@@ -37,10 +51,11 @@ func newDeltaRig(t *testing.T, purge string) *deltaRig {
 	admin, err := srv.Admin()
 	require.NoError(t, err)
 	t.Cleanup(func() { admin.Close() })
-	db, err := store.Open(t.TempDir()+"/r.db", nil)
+	path := t.TempDir() + "/r.db"
+	db, err := store.Open(path, nil)
 	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
-	r := &deltaRig{t: t, srv: srv, admin: admin, db: db}
+	r := &deltaRig{t: t, srv: srv, admin: admin, db: db, path: path}
+	t.Cleanup(func() { r.db.Close() })
 	r.open()
 	for _, dn := range []string{"ou=elsewhere," + slapdtest.BaseDN, "ou=sub," + slapdtest.PeopleDN} {
 		a := ldap.NewAddRequest(dn, nil)
@@ -59,6 +74,9 @@ func (r *deltaRig) open() {
 	r.cfg = linkConfig("delta", r.srv.URL(), copy, nil)
 	r.cfg.LDAP.BaseDN = slapdtest.PeopleDN
 	r.cfg.LDAP.LogBase = slapdtest.LogDN
+	if testing.Verbose() {
+		r.cfg.LDAP.Logger = slog.New(slog.NewTextHandler(testWriter{r.t}, nil))
+	}
 }
 
 func (r *deltaRig) got() map[string]map[string][]string {
@@ -71,14 +89,17 @@ func (r *deltaRig) got() map[string]map[string][]string {
 func (r *deltaRig) inSync(ctx context.Context) {
 	r.t.Helper()
 	var diff error
-	require.Eventually(r.t, func() bool {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		want, err := r.srv.Snapshot(ctx, slapdtest.PeopleDN)
 		diff = err
 		if err == nil {
 			diff = realtarget.DiffTrees(want, r.got())
 		}
-		return diff == nil
-	}, 20*time.Second, 50*time.Millisecond, "copy differs: %v", func() error { return diff })
+		if diff == nil {
+			return
+		}
+	}
+	r.t.Fatalf("the copy differs from the provider: %v", diff)
 }
 
 func (r *deltaRig) add(dn string, attrs map[string][]string) {
@@ -175,3 +196,138 @@ func TestDeltaFollowsEveryKindOfWrite(t *testing.T) {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
+
+// uuidOf finds the copy's UUID of the entry named dn.
+func (r *deltaRig) uuidOf(ctx context.Context, dn string) uuid.UUID {
+	r.t.Helper()
+	ids, err := r.copy.Known(ctx)
+	require.NoError(r.t, err)
+	for _, id := range ids {
+		e, err := r.copy.Entry(ctx, id)
+		require.NoError(r.t, err)
+		if e != nil && e.DN == dn {
+			return id
+		}
+	}
+	r.t.Fatalf("%s not in the copy", dn)
+	return uuid.Nil
+}
+
+// logHolds counts the log's records of writes to dn.
+func (r *deltaRig) logHolds(dn string) int {
+	c, err := slapdtest.Bind(r.srv.URL(), slapdtest.ReplicatorDN, slapdtest.ReplicatorPW)
+	require.NoError(r.t, err)
+	defer c.Close()
+	res, err := c.Search(ldap.NewSearchRequest(slapdtest.LogDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(&(objectClass=auditWriteObject)(reqDN="+ldap.EscapeFilter(dn)+"))", []string{"1.1"}, nil))
+	require.NoError(r.t, err)
+	return len(res.Entries)
+}
+
+// A consumer down while the log is purged past its cookie is answered
+// 4096 on the log: it refreshes the base from its cookie (present phase,
+// the deletions made meanwhile pruned) and goes back to the log.
+func TestDeltaGapByPurgeFallsBackAndReturns(t *testing.T) {
+	r := newDeltaRig(t, "00:00:05 00:00:03")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	l := startLink(t, ctx, r.cfg)
+	r.inSync(ctx)
+	require.NoError(t, l.Close())
+
+	p := slapdtest.PeopleDN
+	r.add("uid=gap,"+p, person("gap", nil))
+	require.NoError(t, r.admin.Del(ldap.NewDelRequest("uid=p1,"+p, nil)))
+	r.modify("uid=p2,"+p, func(m *ldap.ModifyRequest) { m.Replace("description", []string{"while down"}) })
+	require.Eventually(t, func() bool { return r.logHolds("uid=gap,"+p) == 0 }, 60*time.Second, 500*time.Millisecond, "the log was never purged")
+
+	l = startLink(t, ctx, r.cfg)
+	r.inSync(ctx)
+	require.Equal(t, map[ldapadapter.FallbackCause]int64{ldapadapter.FallbackStaleCookie: 1}, l.Fallbacks())
+	require.Equal(t, ldapadapter.ProtocolLog, l.Protocol())
+	r.modify("uid=p3,"+p, func(m *ldap.ModifyRequest) { m.Replace("description", []string{"after"}) })
+	r.inSync(ctx)
+	require.Len(t, l.Fallbacks(), 1, "back on the log")
+}
+
+// Writes the log cannot apply to the copy make the link refresh the base
+// and return to the log: a modify of an entry the copy lost, and an entry
+// moved into the base from outside (the log has none of its attributes).
+func TestDeltaWriteThatCannotApplyFallsBack(t *testing.T) {
+	r := newDeltaRig(t, "")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	l := startLink(t, ctx, r.cfg)
+	r.inSync(ctx)
+	require.NoError(t, l.Close())
+
+	// The copy diverges: it loses uid=p1, and keeps its cookie.
+	p := slapdtest.PeopleDN
+	cookie, err := r.copy.Load()
+	require.NoError(t, err)
+	require.NoError(t, r.copy.Apply(ctx, ldapadapter.Change{Op: ldapadapter.Delete, UUID: r.uuidOf(ctx, "uid=p1,"+p)}))
+	require.NoError(t, r.copy.Save(cookie))
+
+	l = startLink(t, ctx, r.cfg)
+	r.modify("uid=p1,"+p, func(m *ldap.ModifyRequest) { m.Replace("description", []string{"lost"}) })
+	r.inSync(ctx)
+	require.Equal(t, int64(1), l.Fallbacks()[ldapadapter.FallbackUnknownEntry])
+
+	r.add("uid=outside,ou=elsewhere,"+slapdtest.BaseDN, person("outside", nil))
+	r.rename("uid=outside,ou=elsewhere,"+slapdtest.BaseDN, "uid=outside", false, p)
+	r.inSync(ctx)
+	require.Equal(t, int64(1), l.Fallbacks()[ldapadapter.FallbackScope])
+	require.Eventually(t, func() bool { return l.Protocol() == ldapadapter.ProtocolLog }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, replink.Persisting, l.State())
+}
+
+// crashingCopy is a store.Link whose process dies: from then on nothing it
+// is handed is committed, as if the process had gone.
+type crashingCopy struct {
+	*store.Link
+	dead atomic.Bool
+}
+
+func (c *crashingCopy) Apply(ctx context.Context, ch ldapadapter.Change) error {
+	if c.dead.Load() {
+		return nil
+	}
+	return c.Link.Apply(ctx, ch)
+}
+
+func (c *crashingCopy) Save(b []byte) error {
+	if c.dead.Load() {
+		return nil
+	}
+	return c.Link.Save(b)
+}
+
+// A consumer killed in the middle of the log resumes from the cookie it
+// committed: nothing is lost, nothing applied twice (a write applied twice
+// would not fit the copy and show as a fallback).
+func TestDeltaCrashMidLogResumesFromTheCookie(t *testing.T) {
+	r := newDeltaRig(t, "")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	crashing := &crashingCopy{Link: r.copy}
+	cfg := r.cfg
+	cfg.LDAP.Handler = crashing
+	cfg.LDAP.CookieFlushInterval = 50 * time.Millisecond
+	l := startLink(t, ctx, cfg)
+	r.inSync(ctx)
+
+	p := slapdtest.PeopleDN
+	const n = 60
+	for i := range n {
+		r.modify(fmt.Sprintf("uid=p%d,%s", i%5, p), func(m *ldap.ModifyRequest) { m.Add("description", []string{fmt.Sprint("v", i)}) })
+		if i == n/2 {
+			crashing.dead.Store(true) // killed mid-stream
+			l.Close()
+		}
+	}
+	r.restart()
+	l = startLink(t, ctx, r.cfg)
+	r.inSync(ctx)
+	require.Empty(t, l.Fallbacks())
+	require.Equal(t, ldapadapter.ProtocolLog, l.Protocol())
+}

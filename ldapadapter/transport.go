@@ -92,6 +92,11 @@ const (
 	// attributes), a write the link's filter may now select, a filter the
 	// matcher cannot evaluate, or a logged operation it does not know.
 	FallbackScope FallbackCause = "scope"
+	// FallbackCopyAhead: the copy may hold writes past its cookie (the
+	// link stopped before saving the cookie that covers them, with a
+	// cookie store that does not commit with the copy): replaying the
+	// log over them would apply them twice.
+	FallbackCopyAhead FallbackCause = "copy-ahead"
 )
 
 // ErrFallback is wrapped by every FallbackError.
