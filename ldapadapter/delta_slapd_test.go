@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -330,4 +331,47 @@ func TestDeltaCrashMidLogResumesFromTheCookie(t *testing.T) {
 	r.inSync(ctx)
 	require.Empty(t, l.Fallbacks())
 	require.Equal(t, ldapadapter.ProtocolLog, l.Protocol())
+}
+
+// recordingCopy is a MemoryStore that keeps the Mods of every change.
+type recordingCopy struct {
+	*ldapadapter.MemoryStore
+	mu   sync.Mutex
+	mods map[string][]ldapadapter.Mod // by DN
+}
+
+func (c *recordingCopy) Apply(ctx context.Context, ch ldapadapter.Change) error {
+	c.mu.Lock()
+	if ch.Mods != nil {
+		c.mods[ch.DN] = ch.Mods
+	}
+	c.mu.Unlock()
+	return c.MemoryStore.Apply(ctx, ch)
+}
+
+func (c *recordingCopy) modsOf(dn string) []ldapadapter.Mod {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mods[dn]
+}
+
+// Change.Mods says what a modify changed: as logged, for a link that
+// follows the log; computed against the stored entry, for whole-entry
+// syncrepl in the persist stage.
+func TestChangeModsSayWhatChanged(t *testing.T) {
+	r := newDeltaRig(t, "")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	for _, logBase := range []string{slapdtest.LogDN, ""} {
+		copy := &recordingCopy{MemoryStore: ldapadapter.NewMemoryStore(), mods: map[string][]ldapadapter.Mod{}}
+		cfg := linkConfig("mods", r.srv.URL(), copy, nil)
+		cfg.LDAP.BaseDN, cfg.LDAP.LogBase = slapdtest.PeopleDN, logBase
+		l := startLink(t, ctx, cfg)
+		dn := "uid=p4," + slapdtest.PeopleDN
+		r.modify(dn, func(m *ldap.ModifyRequest) { m.Add("description", []string{"mod-" + logBase}) })
+		require.Eventually(t, func() bool { return copy.modsOf(dn) != nil }, 10*time.Second, 20*time.Millisecond)
+		want := ldapadapter.Mod{Op: ldapadapter.ModAdd, Attr: "description", Values: [][]byte{[]byte("mod-" + logBase)}}
+		require.Contains(t, copy.modsOf(dn), want, "protocol %s", l.Protocol())
+		require.NoError(t, l.Close())
+	}
 }

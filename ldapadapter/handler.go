@@ -44,9 +44,11 @@ type Change struct {
 	// Mods is what a modify did to the entry, when the link knows it: a
 	// link following the provider's log (Config.LogBase) sets it on the
 	// Upsert of every logged modify, with the modifications of attributes
-	// the link replicates, in order. Entry is still the whole new entry,
-	// so a Handler may ignore Mods. Nil for adds, renames, deletes and
-	// whole-entry sync.
+	// the link replicates, in order. A whole-entry link whose Handler is an
+	// EntryReader sets it on the Upserts of the persist stage, computed
+	// against the stored entry (values deleted, then added, per attribute).
+	// Entry is still the whole new entry, so a Handler may ignore Mods. Nil
+	// for adds, deletes, logged renames and refreshes.
 	Mods []Mod
 }
 

@@ -155,3 +155,15 @@ func FuzzParseReqMod(f *testing.F) {
 		}
 	})
 }
+
+func TestDiffEntries(t *testing.T) {
+	old := entryOf("uid=a,dc=t", "cn", "A", "member", "x", "member", "y", "mail", "a@t")
+	new := entryOf("uid=a,dc=t", "cn", "A", "member", "y", "member", "z", "sn", "S")
+	require.Equal(t, []Mod{
+		{ModDelete, "mail", nil},
+		{ModDelete, "member", vals("x")},
+		{ModAdd, "member", vals("z")},
+		{ModAdd, "sn", vals("S")},
+	}, diffEntries(old, new))
+	require.Empty(t, diffEntries(old, old))
+}

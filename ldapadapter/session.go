@@ -359,6 +359,9 @@ func (s *session) entry(ctx context.Context, e *ldap.Entry, st *ldap.ControlSync
 		}
 		s.see(st.EntryUUID)
 		ch = Change{Op: Upsert, UUID: st.EntryUUID, DN: e.DN, Entry: e}
+		if err := s.withMods(ctx, &ch); err != nil {
+			return err
+		}
 	case ldap.SyncStateDelete:
 		if err := s.checkBase(st.EntryUUID, e.DN, true); err != nil {
 			return err
