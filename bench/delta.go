@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/replink/replink"
 	"github.com/replink/replink/fsm"
 	"github.com/replink/replink/internal/slapdtest"
 	"github.com/replink/replink/ldapadapter"
@@ -76,17 +76,7 @@ func deltaSection(ctx context.Context, h *slapdtest.Harness, s settings) (rows [
 		if err != nil {
 			h.Fatal(err)
 		}
-		persist := func() {
-			ctx, cancel := context.WithTimeout(ctx, time.Minute)
-			defer cancel()
-			if err := l.Start(ctx); err != nil {
-				h.Fatal(err)
-			}
-			if _, err := l.WaitFor(ctx, replink.Persisting); err != nil {
-				h.Fatalf("link never persisted: %v %v", err, l.History())
-			}
-		}
-		persist()
+		persist(ctx, h, l)
 		// Live: the link persists while the modifies are made.
 		before := p.Downstream()
 		start := time.Now()
@@ -102,7 +92,7 @@ func deltaSection(ctx context.Context, h *slapdtest.Harness, s settings) (rows [
 		before = p.Downstream()
 		w.reset()
 		start = time.Now()
-		persist()
+		persist(ctx, h, l)
 		row.catchUp = w.waitFor(h, last).Sub(start)
 		row.catchUpBytes = p.Downstream() - before
 		if got := l.Fallbacks(); len(got) > 0 {
@@ -150,16 +140,7 @@ func deltaSection(ctx context.Context, h *slapdtest.Harness, s settings) (rows [
 
 // descriptionOf reads an entry's description, or "".
 func descriptionOf(srv *slapdtest.Server, dn string) string {
-	c, err := srv.Admin()
-	if err != nil {
-		return ""
-	}
-	defer c.Close()
-	res, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"description"}, nil))
-	if err != nil || len(res.Entries) == 0 {
-		return ""
-	}
-	return res.Entries[0].GetAttributeValue("description")
+	return strings.Join(valuesOf(srv, dn, "description"), " ")
 }
 
 // watchStore is a MemoryStore that notes when entry dn takes each

@@ -198,6 +198,14 @@ type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
 
+// syncThenStop runs a link until the copy is in sync, and stops it.
+func (r *deltaRig) syncThenStop(ctx context.Context) {
+	r.t.Helper()
+	l := startLink(r.t, ctx, r.cfg)
+	r.inSync(ctx)
+	require.NoError(r.t, l.Close())
+}
+
 // uuidOf finds the copy's UUID of the entry named dn.
 func (r *deltaRig) uuidOf(ctx context.Context, dn string) uuid.UUID {
 	r.t.Helper()
@@ -232,9 +240,7 @@ func TestDeltaGapByPurgeFallsBackAndReturns(t *testing.T) {
 	r := newDeltaRig(t, "00:00:05 00:00:03")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	l := startLink(t, ctx, r.cfg)
-	r.inSync(ctx)
-	require.NoError(t, l.Close())
+	r.syncThenStop(ctx)
 
 	p := slapdtest.PeopleDN
 	r.add("uid=gap,"+p, person("gap", nil))
@@ -242,7 +248,7 @@ func TestDeltaGapByPurgeFallsBackAndReturns(t *testing.T) {
 	r.modify("uid=p2,"+p, func(m *ldap.ModifyRequest) { m.Replace("description", []string{"while down"}) })
 	require.Eventually(t, func() bool { return r.logHolds("uid=gap,"+p) == 0 }, 60*time.Second, 500*time.Millisecond, "the log was never purged")
 
-	l = startLink(t, ctx, r.cfg)
+	l := startLink(t, ctx, r.cfg)
 	r.inSync(ctx)
 	require.Equal(t, map[ldapadapter.FallbackCause]int64{ldapadapter.FallbackStaleCookie: 1}, l.Fallbacks())
 	require.Equal(t, ldapadapter.ProtocolLog, l.Protocol())
@@ -258,9 +264,7 @@ func TestDeltaWriteThatCannotApplyFallsBack(t *testing.T) {
 	r := newDeltaRig(t, "")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	l := startLink(t, ctx, r.cfg)
-	r.inSync(ctx)
-	require.NoError(t, l.Close())
+	r.syncThenStop(ctx)
 
 	// The copy diverges: it loses uid=p1, and keeps its cookie.
 	p := slapdtest.PeopleDN
@@ -269,7 +273,7 @@ func TestDeltaWriteThatCannotApplyFallsBack(t *testing.T) {
 	require.NoError(t, r.copy.Apply(ctx, ldapadapter.Change{Op: ldapadapter.Delete, UUID: r.uuidOf(ctx, "uid=p1,"+p)}))
 	require.NoError(t, r.copy.Save(cookie))
 
-	l = startLink(t, ctx, r.cfg)
+	l := startLink(t, ctx, r.cfg)
 	r.modify("uid=p1,"+p, func(m *ldap.ModifyRequest) { m.Replace("description", []string{"lost"}) })
 	r.inSync(ctx)
 	require.Equal(t, int64(1), l.Fallbacks()[ldapadapter.FallbackUnknownEntry])
