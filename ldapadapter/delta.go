@@ -137,7 +137,10 @@ func (d *deltaSession) follow(ctx context.Context, t *tap, cookie []byte) (repli
 			if m.state.State != ldap.SyncStateAdd && m.state.State != ldap.SyncStateModify {
 				// A record purged or named present: the log's own
 				// housekeeping, nothing that happened to the base.
-				return false, 0, d.s.note(ctx, m.state.Cookie, false)
+				if err := d.s.note(ctx, m.state.Cookie, false); err != nil {
+					return true, replink.Exception, err
+				}
+				return false, 0, nil
 			}
 			if err := d.record(ctx, m.entry, m.state.Cookie); err != nil {
 				ev, err := failure(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,8 +14,10 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/replink/replink"
+	"github.com/replink/replink/fsm"
 	"github.com/replink/replink/internal/realtarget"
 	"github.com/replink/replink/internal/slapdtest"
 	"github.com/replink/replink/ldapadapter"
@@ -378,4 +381,41 @@ func TestChangeModsSayWhatChanged(t *testing.T) {
 		require.Contains(t, copy.modsOf(dn), want, "protocol %s", l.Protocol())
 		require.NoError(t, l.Close())
 	}
+}
+
+// Delta links leave nothing behind: 50 links follow the log, all fall back
+// at once (an entry moved into their base) and return to it, and shut
+// down; a second round adds no goroutine, descriptor or heap.
+func TestNoLeakDeltaLinks(t *testing.T) {
+	r := newDeltaRig(t, "")
+	round := func(n int) {
+		c := ldapadapter.NewConsumer(fsm.WithLogger(discard))
+		for i := range 50 {
+			cfg := linkConfig("l"+strconv.Itoa(i), r.srv.URL(), ldapadapter.NewMemoryStore(), nil)
+			cfg.LDAP.BaseDN, cfg.LDAP.LogBase = slapdtest.PeopleDN, slapdtest.LogDN
+			_, err := c.Add(cfg)
+			require.NoError(t, err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		require.NoError(t, c.StartAll(ctx))
+		for _, l := range c.Links() {
+			_, err := l.WaitFor(ctx, replink.Persisting)
+			require.NoError(t, err)
+		}
+		uid := "mover" + strconv.Itoa(n)
+		r.add("uid="+uid+",ou=elsewhere,"+slapdtest.BaseDN, person(uid, nil))
+		r.rename("uid="+uid+",ou=elsewhere,"+slapdtest.BaseDN, "uid="+uid, false, slapdtest.PeopleDN)
+		for _, l := range c.Links() {
+			require.Eventually(t, func() bool {
+				return l.Fallbacks()[ldapadapter.FallbackScope] == 1 && l.Protocol() == ldapadapter.ProtocolLog && l.State() == replink.Persisting
+			}, 20*time.Second, 10*time.Millisecond)
+		}
+		require.NoError(t, c.Shutdown())
+	}
+	round(0)
+	ignore := goleak.IgnoreCurrent()
+	fds, heap := openFDs(t), heapInUse()
+	round(1)
+	checkBaseline(t, ignore, fds, heap)
 }
