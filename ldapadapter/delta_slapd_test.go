@@ -17,7 +17,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/replink/replink"
-	"github.com/replink/replink/fsm"
 	"github.com/replink/replink/internal/realtarget"
 	"github.com/replink/replink/internal/slapdtest"
 	"github.com/replink/replink/ldapadapter"
@@ -389,20 +388,11 @@ func TestChangeModsSayWhatChanged(t *testing.T) {
 func TestNoLeakDeltaLinks(t *testing.T) {
 	r := newDeltaRig(t, "")
 	round := func(n int) {
-		c := ldapadapter.NewConsumer(fsm.WithLogger(discard))
-		for i := range 50 {
+		c := startConsumer(t, 50, func(i int) ldapadapter.LinkConfig {
 			cfg := linkConfig("l"+strconv.Itoa(i), r.srv.URL(), ldapadapter.NewMemoryStore(), nil)
 			cfg.LDAP.BaseDN, cfg.LDAP.LogBase = slapdtest.PeopleDN, slapdtest.LogDN
-			_, err := c.Add(cfg)
-			require.NoError(t, err)
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-		defer cancel()
-		require.NoError(t, c.StartAll(ctx))
-		for _, l := range c.Links() {
-			_, err := l.WaitFor(ctx, replink.Persisting)
-			require.NoError(t, err)
-		}
+			return cfg
+		})
 		uid := "mover" + strconv.Itoa(n)
 		r.add("uid="+uid+",ou=elsewhere,"+slapdtest.BaseDN, person(uid, nil))
 		r.rename("uid="+uid+",ou=elsewhere,"+slapdtest.BaseDN, "uid="+uid, false, slapdtest.PeopleDN)
