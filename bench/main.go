@@ -30,6 +30,8 @@ type settings struct {
 	links        int // many links
 	idle         time.Duration
 	slapdVersion string
+	// delta section: one-attribute modifies on entries with an 8 KiB value
+	deltaEntries, deltaModifies int
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -39,9 +41,12 @@ func main() {
 	quick := flag.Bool("quick", false, "a short run (under a minute)")
 	flag.Parse()
 	s := settings{quick: *quick, entries: 50000, trials: 3, faultTrials: 10, window: 20 * time.Second, adds: 1000, links: 1000, idle: 20 * time.Second}
+	s.deltaEntries, s.deltaModifies = 100, 2000
 	if s.quick {
-		s = settings{quick: true, entries: 3000, trials: 1, faultTrials: 1, window: 3 * time.Second, adds: 200, links: 100, idle: 3 * time.Second}
+		s = settings{quick: true, entries: 3000, trials: 1, faultTrials: 1, window: 3 * time.Second, adds: 200, links: 100, idle: 3 * time.Second,
+			deltaEntries: 20, deltaModifies: 200}
 	}
+	only := flag.Arg(0) // a section name runs that section alone (for development)
 	if slapdtest.Binary() == "" {
 		fmt.Fprintln(os.Stderr, "bench: slapd is not installed (apt-get install slapd ldap-utils)")
 		os.Exit(1)
@@ -60,8 +65,12 @@ func main() {
 		{"persist latency", func() { r.persist, r.adds = persistSection(ctx, h, s) }},
 		{"detection", func() { r.detect = detectSection(ctx, h, s) }},
 		{"many links", func() { r.links = linksSection(ctx, h, s) }},
+		{"delta", func() { r.delta = deltaSection(ctx, h, s) }},
 	}
 	for _, st := range steps {
+		if only != "" && st.name != only {
+			continue
+		}
 		t := time.Now()
 		fmt.Fprintf(os.Stderr, "bench: %s...\n", st.name)
 		if err := h.Run(st.run); err != nil {
@@ -72,6 +81,10 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %s done in %v\n", st.name, time.Since(t).Round(time.Second))
 	}
 	r.took = time.Since(start)
+	if only != "" {
+		fmt.Print(r.deltaMarkdown())
+		return
+	}
 	if err := os.WriteFile(*out, []byte(r.markdown()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		h.Close()

@@ -105,6 +105,12 @@ func persistingLink(ctx context.Context, h *slapdtest.Harness, url string, handl
 	if err != nil {
 		h.Fatal(err)
 	}
+	persist(ctx, h, l)
+	return l
+}
+
+// persist starts l and waits until it persists.
+func persist(ctx context.Context, h *slapdtest.Harness, l *ldapadapter.Link) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := l.Start(ctx); err != nil {
@@ -113,5 +119,4 @@ func persistingLink(ctx context.Context, h *slapdtest.Harness, url string, handl
 	if _, err := l.WaitFor(ctx, replink.Persisting); err != nil {
 		h.Fatalf("link never persisted: %v %v", err, l.History())
 	}
-	return l
 }

@@ -164,16 +164,21 @@ func syncreplDirective(url, extra string) string {
 }
 
 func contextCSN(h *slapdtest.Harness, srv *slapdtest.Server, base string) string {
+	return strings.Join(valuesOf(srv, base, "contextCSN"), " ")
+}
+
+// valuesOf reads one attribute of the entry dn as the root DN, or nothing.
+func valuesOf(srv *slapdtest.Server, dn, attr string) []string {
 	c, err := srv.Admin()
 	if err != nil {
-		return ""
+		return nil
 	}
 	defer c.Close()
-	res, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"contextCSN"}, nil))
+	res, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{attr}, nil))
 	if err != nil || len(res.Entries) == 0 {
-		return ""
+		return nil
 	}
-	return strings.Join(res.Entries[0].GetAttributeValues("contextCSN"), " ")
+	return res.Entries[0].GetAttributeValues(attr)
 }
 
 func count(h *slapdtest.Harness, srv *slapdtest.Server) int {

@@ -142,7 +142,7 @@ func (c *conn) connect() {
 		}
 		return
 	}
-	t := newTap(raw, c.sink, c.cfg.MaxMessage, c.cfg.QueueBytes)
+	t := newTap(raw, c.sink, c.cfg.MaxMessage, c.cfg.QueueBytes, &c.st.received)
 	_, isTLS := raw.(*tls.Conn)
 	lc := ldap.NewConn(t, isTLS)
 	lc.Start()

@@ -47,6 +47,19 @@ type Config struct {
 	Filter     string // "(objectClass=*)" by default
 	Attributes []string
 
+	// LogBase, when set, makes the link replicate by delta-syncrepl: it
+	// follows the provider's accesslog database under this suffix
+	// ("cn=accesslog") and applies each logged write as it was made, so a
+	// change of one attribute travels as that attribute, not as the whole
+	// entry. The cookie stays the main base's: a copy without one, a cookie
+	// the log no longer covers, and a logged write that cannot apply to the
+	// copy are answered by a refresh of the main base, then the log again
+	// (see docs/delta.md). The Handler must implement EntryReader.
+	LogBase string
+	// LogFilter narrows the log search further, ANDed with the records of
+	// successful writes under BaseDN ("(reqType=modify)", say). Optional.
+	LogFilter string
+
 	// Handler applies the changes; Cookies keeps the cookie across restarts.
 	// Each link needs a Handler of its own (see Handler.Known). A Handler
 	// that is also a CookieStore keeps its own cookie, committed with the
@@ -141,6 +154,9 @@ func (c *Config) withDefaults() (Config, error) {
 	} else if _, err := ldap.ParseDN(d.BaseDN); err != nil {
 		bad("BaseDN", "BaseDN: %v", err)
 	}
+	if err := d.checkLog(); err != nil {
+		return d, err
+	}
 	if d.BindDN != "" && d.Password == "" && !d.SASLExternal {
 		bad("Password", "BindDN without a Password would be an unauthenticated bind")
 	}
@@ -160,6 +176,9 @@ func (c *Config) withDefaults() (Config, error) {
 		if durable(d.Cookies) {
 			bad("Cookies", "the copy of a %T does not outlive the process, so a durable cookie store (%T) would resume a restart on an empty copy, or never delete what went away meanwhile: keep the cookie in memory (Cookies nil), or use a store that keeps its own cookie", d.Handler, d.Cookies)
 		}
+	}
+	if _, ok := d.Handler.(EntryReader); d.LogBase != "" && !ok {
+		return d, fmt.Errorf("%w: LogBase: the Handler (%T) cannot read back a stored entry (EntryReader), which applying a logged modify or rename needs", ErrInvalidConfig, d.Handler)
 	}
 	if d.RefreshStall == 0 {
 		d.RefreshStall = 5 * time.Minute
@@ -248,4 +267,23 @@ func sameStore(a, b CookieStore) bool {
 func durable(s CookieStore) bool {
 	_, inMemory := s.(*MemoryCookieStore)
 	return s != nil && !inMemory
+}
+
+// checkLog validates the delta-syncrepl settings.
+func (d *Config) checkLog() error {
+	if d.LogBase == "" {
+		if d.LogFilter != "" {
+			return fmt.Errorf("%w: LogFilter without a LogBase", ErrInvalidConfig)
+		}
+		return nil
+	}
+	if _, err := ldap.ParseDN(d.LogBase); err != nil {
+		return fmt.Errorf("%w: LogBase: %v", ErrInvalidConfig, err)
+	}
+	if d.LogFilter != "" {
+		if _, err := ldap.CompileFilter(d.LogFilter); err != nil {
+			return fmt.Errorf("%w: LogFilter: %v", ErrInvalidConfig, err)
+		}
+	}
+	return nil
 }

@@ -43,6 +43,58 @@ type Change struct {
 	UUID  uuid.UUID
 	DN    string      // the new DN for Upsert; for Delete, when the provider sent it
 	Entry *ldap.Entry // nil for Delete
+	// Mods is what a modify did to the entry, when the link knows it: a
+	// link following the provider's log (Config.LogBase) sets it on the
+	// Upsert of every logged modify, with the modifications of attributes
+	// the link replicates, in order. A whole-entry link whose Handler is an
+	// EntryReader sets it on the Upserts of the persist stage, computed
+	// against the stored entry (values deleted, then added, per attribute).
+	// Entry is still the whole new entry, so a Handler may ignore Mods. Nil
+	// for adds, deletes, logged renames and refreshes.
+	Mods []Mod
+}
+
+// ModOp is the operation of one modification (RFC 4511 §4.6, and
+// increment of RFC 4525).
+type ModOp uint8
+
+const (
+	ModAdd ModOp = iota + 1
+	ModDelete
+	ModReplace
+	ModIncrement
+)
+
+func (o ModOp) String() string {
+	switch o {
+	case ModAdd:
+		return "add"
+	case ModDelete:
+		return "delete"
+	case ModReplace:
+		return "replace"
+	case ModIncrement:
+		return "increment"
+	}
+	return fmt.Sprintf("ModOp(%d)", uint8(o))
+}
+
+// Mod is one modification of one attribute. Values are raw bytes, exactly
+// as the provider logged them; a delete or replace without values removes
+// the attribute.
+type Mod struct {
+	Op     ModOp
+	Attr   string
+	Values [][]byte
+}
+
+// EntryReader is a Handler that can read back an entry of its copy: a
+// link following the provider's log needs it to apply a logged modify or
+// rename, which names only what changed. Entry returns nil, nil for a UUID
+// the copy does not hold. The link calls it between changes, never during
+// Apply, and does not modify what it returns.
+type EntryReader interface {
+	Entry(ctx context.Context, id uuid.UUID) (*ldap.Entry, error)
 }
 
 // Handler applies changes to one link's copy. Calls are serialized per link
@@ -114,6 +166,13 @@ func (s *MemoryStore) Apply(_ context.Context, c Change) error {
 	}
 	s.applied++
 	return nil
+}
+
+// Entry implements EntryReader.
+func (s *MemoryStore) Entry(_ context.Context, id uuid.UUID) (*ldap.Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.entries[id], nil
 }
 
 func (s *MemoryStore) Known(context.Context) ([]uuid.UUID, error) {

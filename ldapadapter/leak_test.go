@@ -96,18 +96,9 @@ func TestNoLeakAfterShutdownOfManyLinks(t *testing.T) {
 	}
 	srv := slapdtest.Start(t, slapdtest.WithPeople(3))
 	round := func() {
-		c := ldapadapter.NewConsumer(fsm.WithLogger(discard))
-		for i := range 1000 {
-			_, err := c.Add(linkConfig("l"+strconv.Itoa(i), srv.URL(), ldapadapter.NewMemoryStore(), nil))
-			require.NoError(t, err)
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-		defer cancel()
-		require.NoError(t, c.StartAll(ctx))
-		for _, l := range c.Links() {
-			_, err := l.WaitFor(ctx, replink.Persisting)
-			require.NoError(t, err)
-		}
+		c := startConsumer(t, 1000, func(i int) ldapadapter.LinkConfig {
+			return linkConfig("l"+strconv.Itoa(i), srv.URL(), ldapadapter.NewMemoryStore(), nil)
+		})
 		require.NoError(t, c.Shutdown())
 	}
 	// The runtime keeps what 5,000 goroutines needed (their descriptors,
@@ -118,6 +109,25 @@ func TestNoLeakAfterShutdownOfManyLinks(t *testing.T) {
 	fds, heap := openFDs(t), heapInUse()
 	round()
 	checkBaseline(t, ignore, fds, heap)
+}
+
+// startConsumer starts a consumer of n links, configured by cfg, and
+// returns once every one persists.
+func startConsumer(t *testing.T, n int, cfg func(i int) ldapadapter.LinkConfig) *ldapadapter.Consumer {
+	t.Helper()
+	c := ldapadapter.NewConsumer(fsm.WithLogger(discard))
+	for i := range n {
+		_, err := c.Add(cfg(i))
+		require.NoError(t, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	require.NoError(t, c.StartAll(ctx))
+	for _, l := range c.Links() {
+		_, err := l.WaitFor(ctx, replink.Persisting)
+		require.NoError(t, err)
+	}
+	return c
 }
 
 // A provider flooding the sync search with refresh-done messages moves the

@@ -28,6 +28,8 @@ type linkState struct {
 	applied uuidSet
 	// heldDeletions is the deletion guard's state (guard.go).
 	heldDeletions
+	// observed is what the link reports about its transport (transport.go).
+	observed
 	// base is the base entry's sync UUID as last learnt, for the content
 	// (digest) it was learnt under. A provider whose base search hides
 	// entryUUID and nsUniqueId teaches it only in a reload's stream; an

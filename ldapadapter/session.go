@@ -48,15 +48,15 @@ func (c *conn) Sync(req fsm.SyncRequest) {
 			prevStop()
 			<-prevDone
 		}
-		s := &session{c: c, req: req, seen: map[uuid.UUID]struct{}{}, deferred: map[uuid.UUID]struct{}{}}
-		if ev, cause := s.run(ctx, t); ev != 0 && ctx.Err() == nil && !t.dead() {
+		if ev, cause := c.transport(req).run(ctx, t); ev != 0 && ctx.Err() == nil && !t.dead() {
 			c.sink.Post(ev, cause)
 		}
 	}()
 }
 
-// session is one sync search: one refresh, and in refreshAndPersist the
-// persist stage after it.
+// session is one sync search of the link's content (RFC 4533): one
+// refresh, and in refreshAndPersist the persist stage after it. It is the
+// syncrepl transport, and the refresh step of the others.
 type session struct {
 	c        *conn
 	req      fsm.SyncRequest
@@ -75,11 +75,18 @@ type session struct {
 	// it ends: a restart from a cookie taken inside a reload or a present
 	// phase would never learn what the rest of it implied.
 	held []byte
+	// quiet: the refresh is one step of another protocol's session (delta
+	// syncrepl refreshes the main base before following the log), which
+	// reports refresh-done itself.
+	quiet bool
+	// reloadHint asks the provider for a refresh rather than
+	// e-syncRefreshRequired when the cookie is too old (RFC 4533 §2.2).
+	reloadHint bool
 }
 
 // run streams the search and returns the event that ended it, or 0.
 func (s *session) run(ctx context.Context, t *tap) (replink.Event, error) {
-	cfg := s.c.cfg
+	s.c.st.setProtocol(ProtocolSyncrepl)
 	cookie, err := s.loadCookie(ctx)
 	if ctx.Err() != nil {
 		return 0, nil
@@ -87,15 +94,58 @@ func (s *session) run(ctx context.Context, t *tap) (replink.Event, error) {
 	if err != nil {
 		return replink.Exception, err
 	}
-	// Without a cookie the provider sends its whole content, whatever phase
-	// it says it ends with, so what it did not name is gone: a consumer
-	// that kept its copy across a lost or dropped cookie must prune it.
-	s.reload = len(cookie) == 0
 	mode := ldap.SyncRequestModeRefreshAndPersist
 	if s.req.Mode == replink.RefreshOnly {
 		mode = ldap.SyncRequestModeRefreshOnly
 	}
-	st, err := t.startSync(func(id int64) ([]byte, error) { return syncSearchRequest(id, cfg, mode, cookie) })
+	return s.search(ctx, t, mode, cookie)
+}
+
+// search runs the sync search of the link's content from cookie.
+func (s *session) search(ctx context.Context, t *tap, mode ldap.ControlSyncRequestMode, cookie []byte) (replink.Event, error) {
+	cfg := s.c.cfg
+	// Without a cookie the provider sends its whole content, whatever phase
+	// it says it ends with, so what it did not name is gone: a consumer
+	// that kept its copy across a lost or dropped cookie must prune it.
+	s.reload = len(cookie) == 0
+	build := func(id int64) ([]byte, error) { return syncSearchRequest(id, cfg, mode, cookie, s.reloadHint) }
+	return s.c.searchLoop(ctx, t, build, func() bool { return !s.refreshd }, func(m syncMessage) (bool, replink.Event, error) {
+		if !s.c.dialect.changesOnly && !s.refreshd {
+			s.c.dialect.learn(&m)
+		}
+		switch m.op {
+		case opSearchEntry:
+			if m.state == nil {
+				return true, replink.Exception, protocolErrorf("entry %q without a sync state control", m.entry.DN)
+			}
+			if err := s.entry(ctx, m.entry, m.state); err != nil {
+				ev, err := failure(err)
+				return true, ev, err
+			}
+		case opIntermediate:
+			if m.info != nil {
+				if err := s.info(ctx, m.info); err != nil {
+					ev, err := failure(err)
+					return true, ev, err
+				}
+			}
+		case opSearchDone:
+			ev, err := s.searchDone(ctx, m, mode)
+			return true, ev, err
+		}
+		return false, 0, nil
+	})
+}
+
+// searchLoop runs one sync search, whose request build encodes, on t: it
+// hands each message to handle until handle says the search is over, and
+// returns the event handle gave, or 0 when the session stops or the
+// connection is lost (the tap reports that). While refreshing says so, a
+// provider silent for Config.RefreshStall ends it.
+func (c *conn) searchLoop(ctx context.Context, t *tap, build func(id int64) ([]byte, error), refreshing func() bool,
+	handle func(m syncMessage) (done bool, ev replink.Event, err error)) (replink.Event, error) {
+	cfg := c.cfg
+	st, err := t.startSync(build)
 	if err != nil {
 		return replink.Exception, fmt.Errorf("sync search: %w", err)
 	}
@@ -106,7 +156,7 @@ func (s *session) run(ctx context.Context, t *tap) (replink.Event, error) {
 		defer stall.Stop()
 	}
 	for {
-		if s.refreshd {
+		if !refreshing() {
 			stall = nil
 		}
 		frame, err := t.next(ctx, st, stall, cfg.RefreshStall)
@@ -120,25 +170,8 @@ func (s *session) run(ctx context.Context, t *tap) (replink.Event, error) {
 		if err != nil {
 			return replink.Exception, err
 		}
-		if !s.c.dialect.changesOnly && !s.refreshd {
-			s.c.dialect.learn(&m)
-		}
-		switch m.op {
-		case opSearchEntry:
-			if m.state == nil {
-				return replink.Exception, protocolErrorf("entry %q without a sync state control", m.entry.DN)
-			}
-			if err := s.entry(ctx, m.entry, m.state); err != nil {
-				return failure(err)
-			}
-		case opIntermediate:
-			if m.info != nil {
-				if err := s.info(ctx, m.info); err != nil {
-					return failure(err)
-				}
-			}
-		case opSearchDone:
-			return s.searchDone(ctx, m, mode)
+		if done, ev, err := handle(m); done {
+			return ev, err
 		}
 	}
 }
@@ -330,6 +363,9 @@ func (s *session) entry(ctx context.Context, e *ldap.Entry, st *ldap.ControlSync
 		}
 		s.see(st.EntryUUID)
 		ch = Change{Op: Upsert, UUID: st.EntryUUID, DN: e.DN, Entry: e}
+		if err := s.withMods(ctx, &ch); err != nil {
+			return err
+		}
 	case ldap.SyncStateDelete:
 		if err := s.checkBase(st.EntryUUID, e.DN, true); err != nil {
 			return err
@@ -433,7 +469,7 @@ func (s *session) endRefresh(ctx context.Context, cookie []byte, present bool) e
 	if err := s.note(ctx, cookie, true); err != nil {
 		return err
 	}
-	if first {
+	if first && !s.quiet {
 		s.c.sink.Post(replink.RefreshDone, nil)
 	}
 	return nil

@@ -29,7 +29,18 @@ func TestScenariosAgainstSlapd(t *testing.T) {
 		t.Skip("real-time scenarios against slapd: not in -short")
 	}
 	slapdtest.Require(t)
-	runScenarios(t, realtarget.Slapd)
+	runScenarios(t, realtarget.Slapd, false)
+}
+
+// TestScenariosAgainstSlapdDelta runs the same scenarios with a link that
+// follows slapd's accesslog (delta-syncrepl): the same state machine, the
+// same faults, the same expectations.
+func TestScenariosAgainstSlapdDelta(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-time scenarios against slapd: not in -short")
+	}
+	slapdtest.Require(t)
+	runScenarios(t, realtarget.Slapd, true)
 }
 
 // TestScenariosAgainst389ds runs the same scenarios against a real 389
@@ -40,10 +51,10 @@ func TestScenariosAgainst389ds(t *testing.T) {
 		t.Skip("real-time scenarios against 389-ds: not in -short")
 	}
 	dstest.Require(t)
-	runScenarios(t, realtarget.DS389)
+	runScenarios(t, realtarget.DS389, false)
 }
 
-func runScenarios(t *testing.T, kind realtarget.Kind) {
+func runScenarios(t *testing.T, kind realtarget.Kind, delta bool) {
 	files, err := filepath.Glob("../testdata/conformance/*.txt")
 	require.NoError(t, err)
 	for _, f := range files {
@@ -56,7 +67,12 @@ func runScenarios(t *testing.T, kind realtarget.Kind) {
 			if halfOpen {
 				slapdtest.RequireNetns(t)
 			}
-			target := realtarget.New(t, kind, halfOpen)
+			var target *realtarget.Target
+			if delta {
+				target = realtarget.NewDelta(t, halfOpen)
+			} else {
+				target = realtarget.New(t, kind, halfOpen)
+			}
 			res, err := conformance.Run(t.Context(), s, target, conformance.Options{
 				Slack:     250 * time.Millisecond,
 				WorkSlack: 2 * time.Second, // a bind or a refresh on a loaded 2-core machine

@@ -40,8 +40,9 @@ type tap struct {
 	sink     fsm.Sink
 	maxFrame int
 
-	lastRead atomic.Int64 // unix nanos
-	maxSent  atomic.Int64 // highest message ID go-ldap sent
+	lastRead atomic.Int64  // unix nanos
+	received *atomic.Int64 // bytes read, counted for the link
+	maxSent  atomic.Int64  // highest message ID go-ldap sent
 	probeID  atomic.Int64
 	syncID   atomic.Int64 // last sync search ID
 	wmu      sync.Mutex   // one whole message per write
@@ -60,9 +61,9 @@ type tap struct {
 	done    chan struct{}
 }
 
-func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int) *tap {
+func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int, received *atomic.Int64) *tap {
 	t := &tap{
-		conn: c, sink: sink, maxFrame: maxFrame, limit: queueLimit,
+		conn: c, sink: sink, maxFrame: maxFrame, limit: queueLimit, received: received,
 		space: make(chan struct{}, 1), data: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	t.lastRead.Store(time.Now().UnixNano())
@@ -90,6 +91,7 @@ func (t *tap) readLoop() {
 		frame, err := readFrame(t.conn, t.maxFrame)
 		if len(frame) > 0 || err == nil {
 			t.lastRead.Store(time.Now().UnixNano())
+			t.received.Add(int64(len(frame)))
 		}
 		if err != nil {
 			t.fail(classifyReadError(err))

@@ -92,6 +92,31 @@ func (l *Link) Known(context.Context) ([]uuid.UUID, error) {
 	return ids, err
 }
 
+// Entry implements ldapadapter.EntryReader: the entry as the link last
+// applied it, pending or committed, or nil when the copy does not hold it.
+func (l *Link) Entry(_ context.Context, id uuid.UUID) (*ldap.Entry, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.pending) - 1; i >= 0; i-- {
+		if c := &l.pending[i]; c.UUID == id {
+			return c.Entry, nil // nil after a pending Delete
+		}
+	}
+	var e *ldap.Entry
+	err := l.db.bolt.View(func(tx *bolt.Tx) error {
+		raw := l.bucket(tx).Bucket(bucketEntries).Get(id[:])
+		if raw == nil {
+			return nil
+		}
+		var err error
+		e, err = decodeEntry(raw)
+		return err
+	})
+	return e, err
+}
+
+var _ ldapadapter.EntryReader = (*Link)(nil)
+
 // Load returns the committed cookie. A new session starts from it, so a
 // failed commit is forgotten here: what it lost comes again. When the file
 // holds changes committed after that cookie (a full batch, or a commit

@@ -2,10 +2,7 @@ package store
 
 import (
 	"bytes"
-	"context"
 
-	"github.com/go-ldap/ldap/v3"
-	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -52,27 +49,4 @@ func (l *Link) Checkpoint() error {
 	l.checkpoint = true
 	defer func() { l.checkpoint = false }()
 	return l.commitLocked(nil, false)
-}
-
-// Entry is the entry as the link last applied it, pending or committed,
-// or nil when the copy does not hold it.
-func (l *Link) Entry(_ context.Context, id uuid.UUID) (*ldap.Entry, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i := len(l.pending) - 1; i >= 0; i-- {
-		if c := &l.pending[i]; c.UUID == id {
-			return c.Entry, nil // nil after a pending Delete
-		}
-	}
-	var e *ldap.Entry
-	err := l.db.bolt.View(func(tx *bolt.Tx) error {
-		raw := l.bucket(tx).Bucket(bucketEntries).Get(id[:])
-		if raw == nil {
-			return nil
-		}
-		var err error
-		e, err = decodeEntry(raw)
-		return err
-	})
-	return e, err
 }

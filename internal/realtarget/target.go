@@ -67,6 +67,7 @@ type Target struct {
 	store   *failingStore
 	cookies string
 	proc    *crashableCookies
+	delta   bool // the link follows the provider's accesslog
 }
 
 // New starts a provider of the given kind with 20 changes written: inside
@@ -86,6 +87,25 @@ func New(t slapdtest.TB, kind Kind, halfOpen bool) *Target {
 	}
 	return st
 }
+
+// NewDelta is New for a delta-syncrepl link: slapd logs its writes into an
+// accesslog, and the link follows it (Config.LogBase).
+func NewDelta(t slapdtest.TB, halfOpen bool) *Target {
+	st := &Target{t: t, kind: Slapd, delta: true, store: &failingStore{MemoryStore: ldapadapter.NewMemoryStore()}, cookies: filepath.Join(t.TempDir(), "cookie")}
+	if halfOpen {
+		st.ns = slapdtest.NewNetns(t)
+		st.srv = slapdtest.Start(t, ns(st.ns), slapdtest.WithAccesslog(""))
+	} else {
+		st.srv = slapdtest.Start(t, slapdtest.WithAccesslog(""))
+		st.proxy = slapdtest.NewProxy(t, st.srv.Addr())
+	}
+	if err := st.srv.Write(20); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func ns(n *slapdtest.Netns) func(*slapdtest.Server) { return n.Place }
 
 // Start starts a provider of the given kind on loopback, or inside ns
 // when it is not nil.
@@ -139,11 +159,19 @@ func (st *Target) Adapter() fsm.Adapter {
 		Handler:                st.store,
 		Cookies:                st.proc,
 		Logger:                 slog.New(slog.NewTextHandler(io.Discard, nil)),
+		LogBase:                st.logBase(),
 	})
 	if err != nil {
 		st.t.Fatal(err)
 	}
 	return a
+}
+
+func (st *Target) logBase() string {
+	if st.delta {
+		return slapdtest.LogDN
+	}
+	return ""
 }
 
 func (st *Target) Fault(name string, arg time.Duration) error {

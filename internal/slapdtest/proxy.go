@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -24,7 +25,13 @@ type Proxy struct {
 	closed    bool
 	wg        sync.WaitGroup
 	stop      chan struct{}
+	down      atomic.Int64 // bytes forwarded from the provider to consumers
 }
+
+// Downstream counts the bytes forwarded from the provider to consumers:
+// what a consumer behind the proxy received on the wire (LDAP messages,
+// no TCP/IP headers).
+func (p *Proxy) Downstream() int64 { return p.down.Load() }
 
 type flow struct {
 	client, server *net.TCPConn
@@ -115,6 +122,9 @@ func (p *Proxy) pipe(f *flow, src, dst *net.TCPConn) {
 			if !dead && dst != nil {
 				if _, werr := dst.Write(buf[:n]); werr != nil {
 					err = werr
+				}
+				if src == f.server {
+					p.down.Add(int64(n))
 				}
 			}
 		}

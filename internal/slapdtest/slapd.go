@@ -94,6 +94,11 @@ type Server struct {
 	// Empty starts the database with no entry at all: a multi-provider
 	// member that takes everything from its peer.
 	Empty bool
+	// Accesslog logs every write of the main database into an accesslog
+	// database under LogDN, for delta-syncrepl consumers (WithAccesslog);
+	// LogPurge is its logpurge setting ("" keeps records for ever).
+	Accesslog bool
+	LogPurge  string
 
 	Proc
 }
@@ -121,6 +126,18 @@ func Start(t TB, opts ...func(*Server)) *Server {
 // starts: thousands of entries in a second, where adds over LDAP take one
 // fsync each.
 func WithPeople(n int) func(*Server) { return func(s *Server) { s.People = n } }
+
+// LogDN is the suffix of the accesslog database of WithAccesslog.
+const LogDN = "cn=accesslog"
+
+// WithAccesslog makes the server a delta-syncrepl provider: an accesslog
+// database (cn=accesslog, with syncprov, nopresent and reloadhint),
+// declared before the main one, logs every successful write. purge is
+// slapo-accesslog's logpurge, "<age> <interval>" ("00:00:20 00:00:10"
+// purges records older than 20 s every 10 s), or "" for none.
+func WithAccesslog(purge string) func(*Server) {
+	return func(s *Server) { s.Accesslog, s.LogPurge = true, purge }
+}
 
 // WithSyncrepl makes the server an OpenLDAP consumer of its own, for
 // comparing replink with the consumer OpenLDAP ships: directive is a
@@ -179,6 +196,35 @@ func (s *Server) init() error {
 	if s.ServerID != 0 {
 		global = fmt.Sprintf("serverID %d\n", s.ServerID)
 	}
+	logdb, accesslog := "", ""
+	if s.Accesslog {
+		ldb := filepath.Join(s.Dir, "accesslog")
+		if err := os.MkdirAll(ldb, 0o700); err != nil {
+			return err
+		}
+		// The log database comes first: the main one names it.
+		// nis.schema brings posixAccount, whose uidNumber (INTEGER) takes
+		// the increment modification.
+		logdb = fmt.Sprintf(`include /etc/ldap/schema/nis.schema
+moduleload accesslog
+access to dn.base="" by * read
+database mdb
+maxsize 104857600
+suffix "%s"
+directory %s
+index objectClass,entryCSN,reqStart,reqEnd,reqResult eq
+index reqDN eq
+limits dn.exact="%s" size=unlimited time=unlimited
+access to * by dn.exact="%s" read by * none
+overlay syncprov
+syncprov-nopresent TRUE
+syncprov-reloadhint TRUE
+`, LogDN, ldb, ReplicatorDN, ReplicatorDN)
+		accesslog = fmt.Sprintf("overlay accesslog\nlogdb \"%s\"\nlogops writes\nlogsuccess TRUE\n", LogDN)
+		if s.LogPurge != "" {
+			accesslog += "logpurge " + s.LogPurge + "\n"
+		}
+	}
 	conf := global + fmt.Sprintf(`include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
@@ -187,7 +233,7 @@ moduleload back_mdb
 moduleload syncprov
 pidfile %s/slapd.pid
 loglevel none
-database mdb
+`+logdb+`database mdb
 maxsize 104857600
 suffix "%s"
 rootdn "%s"
@@ -201,7 +247,7 @@ access to * by dn.exact="%s" read by * none
 overlay syncprov
 syncprov-checkpoint 100 10
 syncprov-sessionlog 1000
-`, s.Dir, BaseDN, AdminDN, AdminPW, db, ReplicatorDN, ReplicatorDN, s.Syncrepl)
+`+accesslog, s.Dir, BaseDN, AdminDN, AdminPW, db, ReplicatorDN, ReplicatorDN, s.Syncrepl)
 	if s.TLS != nil {
 		conf = s.TLS.conf() + conf
 	}
@@ -240,9 +286,9 @@ ou: people
 	if err := os.WriteFile(lf, []byte(b.String()), 0o600); err != nil {
 		return err
 	}
-	if out, err := exec.Command(filepath.Join(filepath.Dir(s.bin), "slapadd"), "-q", "-f", s.conf(), "-l", lf).CombinedOutput(); err != nil {
+	if out, err := exec.Command(filepath.Join(filepath.Dir(s.bin), "slapadd"), "-q", "-b", BaseDN, "-f", s.conf(), "-l", lf).CombinedOutput(); err != nil {
 		// slapadd is slapd itself under another name on Debian.
-		if out2, err2 := exec.Command(s.bin, "-T", "add", "-q", "-f", s.conf(), "-l", lf).CombinedOutput(); err2 != nil {
+		if out2, err2 := exec.Command(s.bin, "-T", "add", "-q", "-b", BaseDN, "-f", s.conf(), "-l", lf).CombinedOutput(); err2 != nil {
 			return fmt.Errorf("slapadd: %v: %s / %s", err, out, out2)
 		}
 	}
