@@ -30,6 +30,10 @@ type Record struct {
 	// Cookie is the provider's stream position the copy had committed when
 	// this change came; nil before the first.
 	Cookie []byte
+	// Mods says what a modify changed, when the link knows (delta-syncrepl
+	// gives it; whole-entry syncrepl computes it in the persist stage);
+	// Attributes is then the entry's new state.
+	Mods []ldapadapter.Mod
 }
 
 // Entry is the record's entry (nil for a delete), with Values and
@@ -66,7 +70,19 @@ type line struct {
 	Attributes map[string][]string `json:"attributes,omitempty"`
 	Cookie     string              `json:"cookie,omitempty"`
 	Cookie64   []byte              `json:"cookie::,omitempty"`
+	Mods       []modLine           `json:"mods,omitempty"`
 }
+
+// modLine is one modification: its values as strings, or all base64 under
+// "values::" when any is not UTF-8, as for attributes.
+type modLine struct {
+	Op       string   `json:"op"`
+	Attr     string   `json:"attr"`
+	Values   []string `json:"values,omitempty"`
+	Values64 [][]byte `json:"values::,omitempty"`
+}
+
+var modOps = map[string]ldapadapter.ModOp{"add": ldapadapter.ModAdd, "delete": ldapadapter.ModDelete, "replace": ldapadapter.ModReplace, "increment": ldapadapter.ModIncrement}
 
 // appendRecord appends r's JSON line, newline included, to b.
 func appendRecord(b *bytes.Buffer, r *Record) error {
@@ -78,6 +94,17 @@ func appendRecord(b *bytes.Buffer, r *Record) error {
 		for name, vals := range r.Attributes {
 			addAttribute(l.Attributes, name, vals)
 		}
+	}
+	for _, m := range r.Mods {
+		ml := modLine{Op: m.Op.String(), Attr: m.Attr}
+		if slices.ContainsFunc(m.Values, func(v []byte) bool { return !utf8.Valid(v) }) {
+			ml.Values64 = m.Values
+		} else {
+			for _, v := range m.Values {
+				ml.Values = append(ml.Values, string(v))
+			}
+		}
+		l.Mods = append(l.Mods, ml)
 	}
 	enc := json.NewEncoder(b) // ends the line with '\n'
 	enc.SetEscapeHTML(false)
@@ -157,6 +184,17 @@ func Decode(b []byte) (Record, error) {
 			}
 		}
 		r.Attributes[name] = append(r.Attributes[name], out...)
+	}
+	for _, ml := range l.Mods {
+		op, ok := modOps[ml.Op]
+		if !ok {
+			return Record{}, fmt.Errorf("%w: mod op %q", ErrMalformed, ml.Op)
+		}
+		m := ldapadapter.Mod{Op: op, Attr: ml.Attr, Values: ml.Values64}
+		for _, v := range ml.Values {
+			m.Values = append(m.Values, []byte(v))
+		}
+		r.Mods = append(r.Mods, m)
 	}
 	return r, nil
 }

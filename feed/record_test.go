@@ -171,3 +171,29 @@ func TestDecodeRefusesNonRecords(t *testing.T) {
 		})
 	}
 }
+
+// A modify's record says what changed as well as the new state: each
+// modification with its values, base64 under "values::" when any is not
+// UTF-8, and comes back byte for byte.
+func TestModsRoundTrip(t *testing.T) {
+	photo := []byte{0xff, 0xd8, 0xff, 0xe0, 0x00}
+	c := change("uid=a,ou=p,dc=t")
+	c.Mods = []ldapadapter.Mod{
+		{Op: ldapadapter.ModReplace, Attr: "description", Values: [][]byte{[]byte("new"), []byte("été")}},
+		{Op: ldapadapter.ModAdd, Attr: "jpegPhoto", Values: [][]byte{photo}},
+		{Op: ldapadapter.ModDelete, Attr: "mail"},
+		{Op: ldapadapter.ModIncrement, Attr: "uidNumber", Values: [][]byte{[]byte("1")}},
+	}
+	var out bytes.Buffer
+	w := feed.NewStream(&out, feed.WithClock(clock))
+	require.NoError(t, w.Write("l", c, nil))
+	require.NoError(t, w.Close())
+	require.Contains(t, out.String(), `"mods":[{"op":"replace","attr":"description","values":["new","été"]}`)
+	require.Contains(t, out.String(), `{"op":"add","attr":"jpegPhoto","values::":["/9j/4AA="]}`)
+	r, err := feed.Decode(out.Bytes())
+	require.NoError(t, err)
+	require.Equal(t, c.Mods, r.Mods)
+
+	_, err = feed.Decode([]byte(`{"time":"2026-12-02T00:00:00Z","link":"l","op":"upsert","uuid":"` + c.UUID.String() + `","mods":[{"op":"rename","attr":"x"}]}`))
+	require.ErrorIs(t, err, feed.ErrMalformed)
+}

@@ -136,7 +136,7 @@ func NewStream(w io.Writer, opts ...Option) *Writer {
 // position is the provider's cookie the copy had committed when c came.
 // The line is durable only after Sync.
 func (w *Writer) Write(link string, c ldapadapter.Change, position []byte) error {
-	r := Record{Link: link, Op: c.Op, UUID: c.UUID, DN: c.DN, Cookie: position}
+	r := Record{Link: link, Op: c.Op, UUID: c.UUID, DN: c.DN, Cookie: position, Mods: c.Mods}
 	if c.Entry != nil {
 		if r.DN == "" {
 			r.DN = c.Entry.DN

@@ -126,6 +126,8 @@ type linkCollector struct{ m *Mirror }
 var (
 	descEntries   = prometheus.NewDesc("replink_entries", "Entries held in each link's committed copy.", []string{"link"}, nil)
 	descCookieAge = prometheus.NewDesc("replink_cookie_age_seconds", "Time since each link's cookie was last committed.", []string{"link"}, nil)
+	descReceived  = prometheus.NewDesc("replink_received_bytes_total", "Bytes received from each link's provider, for every protocol: what delta-syncrepl saves shows here.", []string{"link"}, nil)
+	descFallbacks = prometheus.NewDesc("replink_log_fallbacks_total", "Times a delta-syncrepl link gave up on the log for a refresh, by cause.", []string{"link", "cause"}, nil)
 	descHeld      = prometheus.NewDesc("replink_deletions_held", "Deletions the deletion guard holds for each link until an admin approves them (0: none).", []string{"link"}, nil)
 )
 
@@ -133,6 +135,8 @@ func (c *linkCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descEntries
 	ch <- descCookieAge
 	ch <- descHeld
+	ch <- descReceived
+	ch <- descFallbacks
 }
 
 func (c *linkCollector) Collect(ch chan<- prometheus.Metric) {
@@ -147,6 +151,10 @@ func (c *linkCollector) Collect(ch chan<- prometheus.Metric) {
 		held := 0.0
 		if h := l.link.HeldDeletions(); h != nil {
 			held = float64(h.Deletions)
+		}
+		ch <- prometheus.MustNewConstMetric(descReceived, prometheus.CounterValue, float64(l.link.ReceivedBytes()), name)
+		for cause, n := range l.link.Fallbacks() {
+			ch <- prometheus.MustNewConstMetric(descFallbacks, prometheus.CounterValue, float64(n), name, string(cause))
 		}
 		ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, held, name)
 	}

@@ -21,7 +21,14 @@ type LinkStatus struct {
 	ChangesApplied int64        `json:"changes_applied"`
 	CookieAge      float64      `json:"cookie_age_seconds"` // -1: none committed by this process
 	HeldDeletions  *HeldStatus  `json:"held_deletions,omitempty"`
-	Recent         []Transition `json:"recent"`
+	// Protocol is how the link replicates now: syncrepl, log (delta-
+	// syncrepl), refresh (a first load before the log), fallback-refresh.
+	Protocol string `json:"protocol"`
+	// Fallbacks counts, by cause, the times a delta-syncrepl link gave up
+	// on the log for a refresh since the process started.
+	Fallbacks     map[string]int64 `json:"fallbacks,omitempty"`
+	ReceivedBytes int64            `json:"received_bytes"`
+	Recent        []Transition     `json:"recent"`
 }
 
 // HeldStatus is what the deletion guard holds: POST
@@ -62,6 +69,13 @@ func (m *Mirror) Status() []LinkStatus {
 		}
 		if h := l.link.HeldDeletions(); h != nil {
 			s.HeldDeletions = &HeldStatus{Deletions: h.Deletions, Copy: h.Copy, Share: h.Guard.Share, Floor: h.Guard.Floor}
+		}
+		s.Protocol, s.ReceivedBytes = l.link.Protocol(), l.link.ReceivedBytes()
+		for cause, n := range l.link.Fallbacks() {
+			if s.Fallbacks == nil {
+				s.Fallbacks = map[string]int64{}
+			}
+			s.Fallbacks[string(cause)] = n
 		}
 		for _, tr := range l.link.History() {
 			t := Transition{Time: tr.Time, From: tr.From.String(), To: tr.To.String(), Event: tr.Event.String(), Case: tr.Case.String(), Peer: tr.Peer}

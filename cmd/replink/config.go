@@ -357,6 +357,7 @@ func (s *source) link(field string, rl rawLink) *mirror.LinkConfig {
 	field = fmt.Sprintf("%s (%s)", field, spec.Name)
 	l := &spec.LDAP
 	l.URL, l.BindDN, l.BaseDN, l.Filter = str("url"), str("bind-dn"), str("base"), str("filter")
+	l.LogBase, l.LogFilter = str("log-base"), str("log-filter")
 	if v, ok := at("url"); ok && len(v.list) > 0 { // several providers of one directory
 		l.URL, l.URLs = "", v.list
 	}

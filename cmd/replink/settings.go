@@ -35,6 +35,8 @@ var linkSettings = []setting{
 	{"scope", []string{"Scope"}, "sub", "sub or one"},
 	{"filter", []string{"Filter"}, "(objectClass=*)", "LDAP filter of the entries replicated"},
 	{"attributes", []string{"Attributes"}, "all user attributes", "attributes replicated (a list, or comma-separated)"},
+	{"log-base", []string{"LogBase"}, "", "delta-syncrepl: follow the provider's accesslog database at this DN (cn=accesslog), applying each write as it was made; falls back to a refresh when the log cannot be followed"},
+	{"log-filter", []string{"LogFilter"}, "", "delta-syncrepl: a filter the log records must also match"},
 	{"mode", []string{"Mode"}, "refreshAndPersist", "refreshAndPersist or refreshOnly"},
 	{"refresh-interval", []string{"RefreshInterval"}, "1m", "refreshOnly: the wait between refreshes"},
 	{"connect-timeout", []string{"ConnectTimeout"}, "10s", "bound on dial, TLS and bind together"},
