@@ -90,7 +90,32 @@ func (d *deltaSession) run(ctx context.Context, t *tap) (replink.Event, error) {
 		}
 	}
 	c.st.setProtocol(ProtocolLog)
-	return d.follow(ctx, t, cookie)
+	ev, err := d.follow(ctx, t, cookie)
+	if errors.Is(err, errLogWithoutState) && ctx.Err() == nil && !d.refreshd {
+		return d.wholeEntries(ctx, t, cookie, err)
+	}
+	return ev, err
+}
+
+// errLogWithoutState: slapd answers a cookie on a log that has never
+// recorded a write (a provider loaded with slapadd, say) with 53
+// "consumer has state info but provider doesn't!", until its first write.
+var errLogWithoutState = errors.New("the log has recorded no write yet")
+
+// wholeEntries follows the base with whole-entry syncrepl for the rest of
+// this connection, when the log cannot place the cookie because it has
+// recorded nothing yet: the copy stays exact, and the next connection
+// tries the log again.
+func (d *deltaSession) wholeEntries(ctx context.Context, t *tap, cookie []byte, why error) (replink.Event, error) {
+	c := d.s.c
+	c.cfg.Logger.Info("delta-syncrepl: the log has recorded no write yet; following the base with whole entries until the next connection", "log", c.cfg.LogBase, "err", why)
+	c.st.setProtocol(ProtocolSyncrepl)
+	s := &session{c: c, req: d.s.req, seen: map[uuid.UUID]struct{}{}, deferred: map[uuid.UUID]struct{}{}}
+	mode := ldap.SyncRequestModeRefreshAndPersist
+	if d.s.req.Mode == replink.RefreshOnly {
+		mode = ldap.SyncRequestModeRefreshOnly
+	}
+	return s.search(ctx, t, mode, cookie)
 }
 
 // cookie is the newest cookie the session recorded, or else def.
@@ -123,6 +148,13 @@ func logSearchRequest(id int64, cfg *Config, mode ldap.ControlSyncRequestMode, c
 // follow runs the sync search of the log from cookie.
 func (d *deltaSession) follow(ctx context.Context, t *tap, cookie []byte) (replink.Event, error) {
 	cfg := d.s.c.cfg
+	// The log's records are writes applied in order, each with its own
+	// cookie: none of the base refresh's reasons to hold a cookie back (a
+	// present phase, deferred deletions) holds here, and the session notes
+	// them as after a refresh. Without this a link resuming from a stored
+	// cookie, which refreshes nothing first, never saved a cookie, so its
+	// changes were never committed.
+	d.s.refreshd = true
 	mode := ldap.SyncRequestModeRefreshAndPersist
 	if d.s.req.Mode == replink.RefreshOnly {
 		mode = ldap.SyncRequestModeRefreshOnly
@@ -208,6 +240,8 @@ func (d *deltaSession) searchDone(ctx context.Context, m syncMessage, mode ldap.
 		return 0, nil
 	case ldap.IsErrorWithCode(m.err, resultSyncRefreshRequired):
 		return 0, &FallbackError{Cause: FallbackStaleCookie, Err: m.err}
+	case ldap.IsErrorWithCode(m.err, ldap.LDAPResultUnwillingToPerform) && strings.Contains(m.err.Error(), "provider doesn't"):
+		return replink.Exception, fmt.Errorf("%w: %w", errLogWithoutState, m.err)
 	case m.err != nil:
 		return d.s.searchDone(ctx, m, mode) // a failure, classified as for the base
 	}

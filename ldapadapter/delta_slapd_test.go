@@ -409,3 +409,62 @@ func TestNoLeakDeltaLinks(t *testing.T) {
 	round(1)
 	checkBaseline(t, ignore, fds, heap)
 }
+
+// A link that resumes from a stored cookie refreshes nothing before the log,
+// and must still commit what the log brings in its persist stage: it used
+// to hold every cookie back as if inside a refresh, so nothing committed.
+func TestDeltaResumesAndCommitsAfterRestart(t *testing.T) {
+	r := newDeltaRig(t, "")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	l := startLink(t, ctx, r.cfg)
+	r.inSync(ctx)
+	require.NoError(t, l.Stop(ctx))
+	require.NoError(t, l.Start(ctx))
+	_, err := l.WaitFor(ctx, replink.Persisting)
+	require.NoError(t, err)
+	r.add("uid=later,"+slapdtest.PeopleDN, map[string][]string{"objectClass": {"inetOrgPerson"}, "uid": {"later"}, "cn": {"Later"}, "sn": {"L"}})
+	r.modify("uid=p1,"+slapdtest.PeopleDN, func(m *ldap.ModifyRequest) { m.Replace("description", []string{"after the restart"}) })
+	r.inSync(ctx) // reads the committed copy
+	require.Equal(t, ldapadapter.ProtocolLog, l.Protocol())
+	require.Empty(t, l.Fallbacks())
+}
+
+// A log that has recorded no write (the provider was loaded with slapadd)
+// answers every cookie with 53 until its first write: the link follows the
+// base with whole entries on that connection, and the log on the next.
+func TestDeltaEmptyLogFollowsWholeEntries(t *testing.T) {
+	srv := slapdtest.Start(t, slapdtest.WithAccesslog(""), slapdtest.WithPeople(5))
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	db, err := store.Open(t.TempDir()+"/r.db", nil)
+	require.NoError(t, err)
+	defer db.Close()
+	copy, err := db.Link("delta", store.Content{BaseDN: slapdtest.PeopleDN, Scope: "sub", Filter: "(objectClass=*)"})
+	require.NoError(t, err)
+	cfg := linkConfig("delta", srv.URL(), copy, nil)
+	cfg.LDAP.BaseDN, cfg.LDAP.LogBase = slapdtest.PeopleDN, slapdtest.LogDN
+	l := startLink(t, ctx, cfg)
+	_, err = l.WaitFor(ctx, replink.Persisting)
+	require.NoError(t, err)
+	require.Equal(t, ldapadapter.ProtocolSyncrepl, l.Protocol())
+	require.NoError(t, srv.Write(3)) // reaches the copy as whole entries
+	require.NoError(t, l.Stop(ctx))
+	require.NoError(t, l.Start(ctx))
+	_, err = l.WaitFor(ctx, replink.Persisting)
+	require.NoError(t, err)
+	require.Equal(t, ldapadapter.ProtocolLog, l.Protocol())
+	require.NoError(t, srv.Write(3))
+	require.NoError(t, srv.Delete(1))
+	var diff error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		want, err := srv.Snapshot(ctx, slapdtest.PeopleDN)
+		require.NoError(t, err)
+		got := map[string]map[string][]string{}
+		require.NoError(t, db.Each("delta", func(e *ldap.Entry) error { got[e.DN] = ldapadapter.EntryAttributes(e); return nil }))
+		if diff = realtarget.DiffTrees(want, got); diff == nil {
+			return
+		}
+	}
+	t.Fatalf("the copy differs from the provider: %v", diff)
+}
