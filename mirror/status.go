@@ -8,19 +8,19 @@ import (
 
 // LinkStatus is one link as /status shows it.
 type LinkStatus struct {
-	Name           string       `json:"name"`
-	URL            string       `json:"url"`      // the first provider
-	URLs           []string     `json:"urls"`     // every provider, in the order tried
-	Provider       string       `json:"provider"` // the one in use, or tried next
-	Base           string       `json:"base"`
-	State          string       `json:"state"`
-	Since          time.Time    `json:"since"`
-	LastEvent      string       `json:"last_event,omitempty"`
-	LastCause      string       `json:"last_cause,omitempty"`
-	Entries        int          `json:"entries"`
-	ChangesApplied int64        `json:"changes_applied"`
-	CookieAge      float64      `json:"cookie_age_seconds"` // -1: none committed by this process
-	HeldDeletions  *HeldStatus  `json:"held_deletions,omitempty"`
+	Name           string      `json:"name"`
+	URL            string      `json:"url"`      // the first provider
+	URLs           []string    `json:"urls"`     // every provider, in the order tried
+	Provider       string      `json:"provider"` // the one in use, or tried next
+	Base           string      `json:"base"`
+	State          string      `json:"state"`
+	Since          time.Time   `json:"since"`
+	LastEvent      string      `json:"last_event,omitempty"`
+	LastCause      string      `json:"last_cause,omitempty"`
+	Entries        int         `json:"entries"`
+	ChangesApplied int64       `json:"changes_applied"`
+	CookieAge      float64     `json:"cookie_age_seconds"` // -1: none committed by this process
+	HeldDeletions  *HeldStatus `json:"held_deletions,omitempty"`
 	// Protocol is how the link replicates now: syncrepl, log (delta-
 	// syncrepl), refresh (a first load before the log), fallback-refresh.
 	Protocol string `json:"protocol"`
