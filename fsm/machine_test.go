@@ -149,10 +149,14 @@ func TestKeepalive(t *testing.T) {
 		slow     bool
 		want     replink.State
 		minProbe int32
+		// after is how long the link runs: a missed link polls, then
+		// retries after a jittered backoff, so its state is looked at
+		// before the earliest retry (2 s + 0.8 s), not at a random phase.
+		after time.Duration
 	}{
-		{"answered probes keep the link", true, false, replink.Persisting, 50},
-		{"unanswered probe is a miss", false, false, replink.Polling, 1},
-		{"slow consumer is not a dead provider", false, true, replink.Persisting, 0},
+		{"answered probes keep the link", true, false, replink.Persisting, 50, 100 * time.Second},
+		{"unanswered probe is a miss", false, false, replink.Polling, 1, 2500 * time.Millisecond},
+		{"slow consumer is not a dead provider", false, true, replink.Persisting, 0, 100 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -165,7 +169,7 @@ func TestKeepalive(t *testing.T) {
 				c.sink.Post(replink.Connected, nil)
 				c.sink.Post(replink.RefreshDone, nil)
 				waitState(t, m, replink.Persisting)
-				time.Sleep(100 * time.Second)
+				time.Sleep(tc.after)
 				waitState(t, m, tc.want)
 				require.GreaterOrEqual(t, c.probes.Load(), tc.minProbe)
 				if tc.want == replink.Polling {
