@@ -432,18 +432,21 @@ func mergeDirSync(old, delta *ldap.Entry) (*ldap.Entry, []Mod, error) {
 			mods = append(mods, Mod{Op: ModReplace, Attr: name, Values: vals})
 		}
 	}
-	if old != nil && old.DN != e.DN {
-		mods = append(mods, renewNames(e)...)
-	}
+	mods = append(mods, renewNames(e, old == nil)...)
 	return e, mods, nil
 }
 
-// renewNames sets the RDN attribute's value and distinguishedName of a
-// renamed or moved entry from its new DN, where the entry holds them.
-func renewNames(e *ldap.Entry) []Mod {
+// renewNames sets the RDN attribute's value and distinguishedName from
+// the entry's DN, which DirSync never sends (Samba never returns either):
+// added to a new entry, renewed on a renamed or moved one.
+func renewNames(e *ldap.Entry, add bool) []Mod {
 	var mods []Mod
 	set := func(name, value string) {
 		a := attribute(e, name)
+		if a == nil && add {
+			a = &ldap.EntryAttribute{Name: name}
+			e.Attributes = append(e.Attributes, a)
+		}
 		if a == nil || (len(a.Values) == 1 && a.Values[0] == value) {
 			return
 		}
@@ -452,7 +455,8 @@ func renewNames(e *ldap.Entry) []Mod {
 	}
 	if parsed, err := ldap.ParseDN(e.DN); err == nil && len(parsed.RDNs) > 0 {
 		for _, av := range parsed.RDNs[0].Attributes {
-			set(av.Type, av.Value)
+			set(strings.ToLower(av.Type), av.Value) // AD's names of cn, ou, dc
+
 		}
 	}
 	set("distinguishedName", e.DN)
