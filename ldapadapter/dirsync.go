@@ -280,7 +280,9 @@ func (d *dirSyncSession) classify(err error, sentCookie bool) (replink.Event, er
 	}
 	msg := strings.ToLower(le.Error())
 	switch {
-	case le.ResultCode == ldap.LDAPResultUnwillingToPerform && (strings.Contains(msg, "naming context") || !sentCookie):
+	// Samba says "dN is not one of the naming context" with result 50,
+	// the notes expected 53: the message decides.
+	case strings.Contains(msg, "naming context") || (le.ResultCode == ldap.LDAPResultUnwillingToPerform && !sentCookie):
 		return replink.Exception, fmt.Errorf("%w: the base %s is not a naming-context root: DirSync searches only a whole naming context (the domain's DN, DC=example,DC=com; narrow with Filter instead): %w", ErrDirSyncRefused, cfg.BaseDN, err)
 	case le.ResultCode == ldap.LDAPResultInsufficientAccessRights:
 		who := cfg.BindDN

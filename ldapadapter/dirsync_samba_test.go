@@ -234,6 +234,38 @@ func TestDirSyncAgainstSamba(t *testing.T) {
 		require.NoError(t, err)
 	})
 	r.link.Close()
+
+	t.Run("errors name the fix", func(t *testing.T) {
+		reader := must(srv.CreateUser("reader", "Reader-Pw-123!"))
+		for _, c := range []struct {
+			name, base, bind, pw, want string
+		}{
+			{"base not a naming context", sambatest.UsersDN, sambatest.AdminDN, sambatest.AdminPW, "not a naming-context root"},
+			{"no Replicating Directory Changes", sambatest.BaseDN, reader, "Reader-Pw-123!", sambatest.GetChangesRight},
+		} {
+			cfg := linkConfig("bad", srv.URL(), ldapadapter.NewMemoryStore(), nil)
+			cfg.LDAP.BindDN, cfg.LDAP.Password, cfg.LDAP.BaseDN = c.bind, c.pw, c.base
+			cfg.LDAP.Mode, cfg.LDAP.AllowCleartextPassword = ldapadapter.ModeDirSync, true
+			causes := make(chan error, 16)
+			l := newLink(t, cfg, func(tr fsm.Transition) {
+				if tr.Cause != nil {
+					select {
+					case causes <- tr.Cause:
+					default:
+					}
+				}
+			})
+			require.NoError(t, l.Start(ctx))
+			select {
+			case err := <-causes:
+				require.ErrorIs(t, err, ldapadapter.ErrDirSyncRefused, c.name)
+				require.ErrorContains(t, err, c.want, c.name)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s: no error", c.name)
+			}
+			l.Close()
+		}
+	})
 }
 
 // garble replaces the DirSync blob of a stored cookie with bytes the DC
