@@ -55,6 +55,12 @@ const (
 // provider refuses for a reason its configuration or rights can fix.
 var ErrDirSyncRefused = errors.New("DirSync refused")
 
+// ErrForeignCookie is the cause of the refresh-required that answers a
+// cookie another DC issued: Samba accepts it and answers with everything,
+// which would leave in the copy what went away meanwhile, so the link
+// resynchronizes in full and prunes instead.
+var ErrForeignCookie = errors.New("dirsync: the cookie was issued by another domain controller: resynchronizing in full")
+
 // rdnOnly are the attributes DirSync never reports a change of (Samba
 // never returns the RDN attribute), and those it adds by itself: a list
 // made only of them selects nothing.
@@ -150,6 +156,9 @@ func (d *dirSyncSession) run(ctx context.Context, t *tap) (replink.Event, error)
 	}
 	if err != nil {
 		return replink.Exception, err
+	}
+	if len(cookie) > 0 && d.foreign(ctx, cookie) {
+		return replink.RefreshRequired, ErrForeignCookie
 	}
 	s.reload = len(cookie) == 0
 	d.whole = s.reload
@@ -544,4 +553,59 @@ func abandonRequest(id, target int64) []byte {
 	p.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id, "MessageID"))
 	p.AppendChild(ber.NewInteger(ber.ClassApplication, ber.TypePrimitive, ldap.ApplicationAbandonRequest, target, "Abandon"))
 	return p.Bytes()
+}
+
+// cookieDSA is the invocationId of the DC that issued a DirSync cookie
+// (MS-ADTS 3.1.1.3.4.1.3: "MSDS", version, creation time, reserved, UTD
+// vector size, USN vector, then the source DSA's invocationId).
+func cookieDSA(cookie []byte) (uuid.UUID, bool) {
+	const at = 4 + 4 + 8 + 8 + 4 + 24
+	if len(cookie) < at+16 || string(cookie[:4]) != "MSDS" {
+		return uuid.Nil, false
+	}
+	id, err := uuid.FromBytes(cookie[at : at+16])
+	return id, err == nil
+}
+
+// foreign reports whether cookie was issued by a DC other than the one
+// connected: both invocationIds must be known to say so.
+func (d *dirSyncSession) foreign(ctx context.Context, cookie []byte) bool {
+	issuer, ok := cookieDSA(cookie)
+	if !ok {
+		return false
+	}
+	c := d.s.c
+	c.mu.Lock()
+	lc := c.lc
+	c.mu.Unlock()
+	if lc == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	one := func(base string, attr string) *ldap.Entry {
+		r := lc.SearchAsync(ctx, ldap.NewSearchRequest(base, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 10, false,
+			"(objectClass=*)", []string{attr}, nil), 1)
+		var e *ldap.Entry
+		for r.Next() {
+			if r.Entry() != nil {
+				e = r.Entry()
+			}
+		}
+		return e
+	}
+	root := one("", "dsServiceName")
+	if root == nil || root.GetAttributeValue("dsServiceName") == "" {
+		return false
+	}
+	ntds := one(root.GetAttributeValue("dsServiceName"), "invocationId")
+	if ntds == nil {
+		return false
+	}
+	here, err := uuid.FromBytes(ntds.GetRawAttributeValue("invocationId"))
+	if err != nil || here == issuer {
+		return false
+	}
+	c.cfg.Logger.Warn("dirsync: the stored cookie was issued by another domain controller: resynchronizing in full", "issuer", issuer, "dc", here, "provider", c.url)
+	return true
 }

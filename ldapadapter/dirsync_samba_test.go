@@ -233,6 +233,24 @@ func TestDirSyncAgainstSamba(t *testing.T) {
 		_, err = r.link.WaitFor(ctx, replink.Persisting)
 		require.NoError(t, err)
 	})
+	t.Run("cookie from another DC", func(t *testing.T) {
+		// Another DC of the same realm, provisioned apart: it would accept
+		// the cookie and answer with everything, pruning nothing. The link
+		// sees the issuer in the cookie and resynchronizes in full; the
+		// prune (every objectGUID differs) is held by the deletion guard
+		// until approved.
+		other := sambatest.Start(t, sambatest.WithFreshDomain)
+		cfg := r.link.Config()
+		cfg.LDAP.URL, cfg.LDAP.URLs = other.URL(), nil
+		require.NoError(t, r.link.Reconfigure(ctx, cfg))
+		_, err := r.link.WaitFor(ctx, replink.Failed)
+		require.NoError(t, err)
+		require.NotNil(t, r.link.HeldDeletions())
+		require.NoError(t, r.link.ApproveDeletions(ctx))
+		r.srv = other
+		r.inSync(ctx, 30*time.Second)
+		r.srv = srv
+	})
 	r.link.Close()
 
 	t.Run("errors name the fix", func(t *testing.T) {

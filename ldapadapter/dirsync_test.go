@@ -124,3 +124,15 @@ func TestDirSyncConfig(t *testing.T) {
 	require.Error(t, err, "DirSync settings without Mode dirsync")
 	require.NotEqual(t, contentDigest(&base), contentDigest(&Config{BaseDN: "DC=x"}), "a DirSync cookie is bound to DirSync")
 }
+
+func TestDirSyncCookieDSA(t *testing.T) {
+	cookie := make([]byte, 108)
+	copy(cookie, "MSDS")
+	want := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	copy(cookie[52:], want[:])
+	id, ok := cookieDSA(cookie)
+	require.True(t, ok)
+	require.Equal(t, want, [16]byte(id))
+	_, ok = cookieDSA([]byte("not a DirSync cookie"))
+	require.False(t, ok, "an unknown format says nothing")
+}
