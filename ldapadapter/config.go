@@ -60,6 +60,23 @@ type Config struct {
 	// successful writes under BaseDN ("(reqType=modify)", say). Optional.
 	LogFilter string
 
+	// Mode selects the replication protocol: "" or ModeSyncrepl for RFC
+	// 4533 (delta-syncrepl when LogBase is set), ModeDirSync for Active
+	// Directory's DirSync control (dirsync.go). A DirSync link needs a
+	// BaseDN that is a naming-context root (the domain's DN), subtree
+	// scope, and a Handler that implements EntryReader: DirSync sends only
+	// the attributes that changed, which the link merges into the stored
+	// entry. Its identity is objectGUID.
+	Mode string
+	// DirSyncObjectSecurity sets DirSync's object-security flag (0x1): the
+	// bind identity then needs no "Replicating Directory Changes" right and
+	// sees only what it may read (on Samba: never a deletion).
+	DirSyncObjectSecurity bool
+	// DirSyncPoll is how often a DirSync link in the persist stage runs a
+	// round without being woken by a change notification (which Samba
+	// does not send for deletions). Default 30s.
+	DirSyncPoll time.Duration
+
 	// Handler applies the changes; Cookies keeps the cookie across restarts.
 	// Each link needs a Handler of its own (see Handler.Known). A Handler
 	// that is also a CookieStore keeps its own cookie, committed with the
@@ -155,6 +172,9 @@ func (c *Config) withDefaults() (Config, error) {
 		bad("BaseDN", "BaseDN: %v", err)
 	}
 	if err := d.checkLog(); err != nil {
+		return d, err
+	}
+	if err := d.checkDirSync(); err != nil {
 		return d, err
 	}
 	if d.BindDN != "" && d.Password == "" && !d.SASLExternal {

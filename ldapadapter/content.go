@@ -44,7 +44,11 @@ func contentDigest(cfg *Config) string {
 	slices.Sort(attrs)
 	attrs = slices.Compact(attrs)
 	h := sha256.New()
-	for _, part := range []string{strings.ToLower(base), strconv.Itoa(cfg.Scope), filter, strings.Join(attrs, ",")} {
+	parts := []string{strings.ToLower(base), strconv.Itoa(cfg.Scope), filter, strings.Join(attrs, ",")}
+	if cfg.Mode == ModeDirSync { // a DirSync cookie is no RFC 4533 cookie, and the flag changes what it covers
+		parts = append(parts, ModeDirSync, strconv.FormatBool(cfg.DirSyncObjectSecurity))
+	}
+	for _, part := range parts {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}

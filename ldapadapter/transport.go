@@ -34,11 +34,15 @@ const (
 	ProtocolLog      = "log"              // delta-syncrepl: following the accesslog
 	ProtocolRefresh  = "refresh"          // delta-syncrepl: first load of an empty copy
 	ProtocolFallback = "fallback-refresh" // delta-syncrepl: a refresh after the log could not be followed
+	ProtocolDirSync  = "dirsync"          // Active Directory's DirSync control (Config.Mode)
 )
 
 // transport picks the protocol of the link's configuration.
 func (c *conn) transport(req fsm.SyncRequest) transport {
 	s := &session{c: c, req: req, seen: map[uuid.UUID]struct{}{}, deferred: map[uuid.UUID]struct{}{}}
+	if c.cfg.Mode == ModeDirSync {
+		return newDirSyncSession(s)
+	}
 	if c.cfg.LogBase != "" {
 		return newDeltaSession(s)
 	}
@@ -121,7 +125,7 @@ func fallbackf(cause FallbackCause, format string, args ...any) *FallbackError {
 
 // Protocol is how the link replicates right now: "syncrepl", or for a
 // link following the provider's log "log", "refresh" (first load) or
-// "fallback-refresh"; "" before its first session.
+// "fallback-refresh"; a DirSync link "dirsync"; "" before its first session.
 func (l *Link) Protocol() string {
 	if p := l.adapter.Load().state.protocol.Load(); p != nil {
 		return *p
