@@ -408,10 +408,13 @@ func (s *source) link(field string, rl rawLink) *mirror.LinkConfig {
 	s.tls(rl, l, fail)
 
 	m := &spec.Machine
-	if v, ok := at("mode"); ok {
+	if v, ok := at("mode"); ok && v.text == ldapadapter.ModeDirSync {
+		// Active Directory: DirSync rounds, persisting between them.
+		l.Mode, m.Mode = ldapadapter.ModeDirSync, replink.RefreshAndPersist
+	} else if ok {
 		mode, err := replink.ParseMode(v.text)
 		if err != nil {
-			fail("mode", "%q: want refreshAndPersist or refreshOnly", v.text)
+			fail("mode", "%q: want refreshAndPersist, refreshOnly or dirsync", v.text)
 		}
 		m.Mode = mode
 	}

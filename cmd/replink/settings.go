@@ -37,7 +37,7 @@ var linkSettings = []setting{
 	{"attributes", []string{"Attributes"}, "all user attributes", "attributes replicated (a list, or comma-separated)"},
 	{"log-base", []string{"LogBase"}, "", "delta-syncrepl: follow the provider's accesslog database at this DN (cn=accesslog), applying each write as it was made; falls back to a refresh when the log cannot be followed"},
 	{"log-filter", []string{"LogFilter"}, "", "delta-syncrepl: a filter the log records must also match"},
-	{"mode", []string{"Mode"}, "refreshAndPersist", "refreshAndPersist or refreshOnly"},
+	{"mode", []string{"Mode"}, "refreshAndPersist", "refreshAndPersist or refreshOnly (RFC 4533), or dirsync (Active Directory's DirSync, docs/providers.md)"},
 	{"refresh-interval", []string{"RefreshInterval"}, "1m", "refreshOnly: the wait between refreshes"},
 	{"connect-timeout", []string{"ConnectTimeout"}, "10s", "bound on dial, TLS and bind together"},
 	{"keepalive", []string{"KeepaliveInterval"}, "30s", "probe after this much silence; off turns keepalive off"},
