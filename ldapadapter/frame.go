@@ -42,6 +42,15 @@ func readFrame(r io.Reader, max int) ([]byte, error) {
 	if _, err := io.ReadFull(r, hdr[:2]); err != nil {
 		return nil, err
 	}
+	return readFrameRest(r, &hdr, max)
+}
+
+// readFrameRest reads the rest of a frame whose first two bytes, read
+// already, are hdr[:2]: the length bytes (into hdr), then the body, refusing
+// before allocating a length larger than max. A short read is
+// io.ErrUnexpectedEOF. hdr is scratch space the caller may keep, so reading
+// a frame allocates nothing but the frame.
+func readFrameRest(r io.Reader, hdr *[6]byte, max int) ([]byte, error) {
 	if hdr[0] != 0x30 {
 		return nil, fmt.Errorf("%w: message starts with tag 0x%02x, not SEQUENCE", ErrProtocol, hdr[0])
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"testing/iotest"
 )
 
 // FuzzFrame feeds arbitrary bytes to what reads a provider's messages
@@ -24,6 +25,12 @@ func FuzzFrame(f *testing.F) {
 	const max = 1 << 12
 	f.Fuzz(func(t *testing.T, data []byte) {
 		frame, err := readFrame(bytes.NewReader(data), max)
+		// The tap's buffered reader, fed a byte at a time, agrees.
+		f := frameReader{conn: iotest.OneByteReader(bytes.NewReader(data)), max: max}
+		if got, gerr := f.next(); !bytes.Equal(got, frame) || (gerr == nil) != (err == nil) ||
+			(err != nil && (errors.Is(gerr, ErrProtocol) != errors.Is(err, ErrProtocol) || errors.Is(gerr, io.ErrUnexpectedEOF) != errors.Is(err, io.ErrUnexpectedEOF))) {
+			t.Fatalf("frameReader: %d bytes, %v; readFrame: %d bytes, %v", len(got), gerr, len(frame), err)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrProtocol) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Fatalf("readFrame: unexpected error kind: %v", err)

@@ -28,7 +28,8 @@ var ErrNotice = errors.New("notice of disconnection from provider")
 var ErrClosedByProvider = errors.New("connection closed by provider")
 
 // tap sits between the socket (or TLS) and go-ldap. Its own goroutine reads
-// whole LDAP messages as soon as they arrive, so liveness is measured at the
+// whole LDAP messages as soon as they arrive (through a frameReader: a
+// pooled buffer held only while bytes flow), so liveness is measured at the
 // socket whatever the handler is doing: it stamps every read, recognises a
 // Notice of Disconnection (which go-ldap drops), swallows the answers to its
 // own keepalive probes, rejects malformed or unsolicited messages, and
@@ -36,9 +37,9 @@ var ErrClosedByProvider = errors.New("connection closed by provider")
 // bounded in bytes: when the queue is full the reader waits, and LastRead
 // says "now", because the consumer, not the provider, is behind.
 type tap struct {
-	conn     net.Conn
-	sink     fsm.Sink
-	maxFrame int
+	conn net.Conn
+	sink fsm.Sink
+	in   frameReader // readLoop's alone; its max is the message size limit
 
 	lastRead atomic.Int64  // unix nanos
 	received *atomic.Int64 // bytes read, counted for the link
@@ -63,7 +64,7 @@ type tap struct {
 
 func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int, received *atomic.Int64) *tap {
 	t := &tap{
-		conn: c, sink: sink, maxFrame: maxFrame, limit: queueLimit, received: received,
+		conn: c, sink: sink, in: frameReader{conn: c, max: maxFrame}, limit: queueLimit, received: received,
 		space: make(chan struct{}, 1), data: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	t.lastRead.Store(time.Now().UnixNano())
@@ -87,8 +88,9 @@ func (t *tap) LastRead() time.Time {
 
 func (t *tap) readLoop() {
 	defer close(t.done)
+	defer t.in.release()
 	for {
-		frame, err := readFrame(t.conn, t.maxFrame)
+		frame, err := t.in.next()
 		if len(frame) > 0 || err == nil {
 			t.lastRead.Store(time.Now().UnixNano())
 			t.received.Add(int64(len(frame)))

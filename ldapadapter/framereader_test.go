@@ -1,0 +1,106 @@
+package ldapadapter
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+// chunked serves data in reads of at most n bytes, as a socket would.
+type chunked struct {
+	data []byte
+	n    int
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	k := min(len(p), c.n, len(c.data))
+	copy(p, c.data[:k])
+	c.data = c.data[k:]
+	return k, nil
+}
+
+// A frameReader returns the frames readFrame returns, whatever the reads
+// the connection makes, then io.EOF at a frame boundary.
+func TestFrameReaderMatchesReadFrame(t *testing.T) {
+	big := make([]byte, 100000) // longer than the buffer: a 3-byte length
+	big[0], big[1], big[2], big[3], big[4] = 0x30, 0x83, 0x01, 0x86, 0x9b
+	msgs := [][]byte{whoAmIRequest(1), rootDSERequest(2), big, startTLSRequest(3), unbindRequest(4)}
+	stream := bytes.Join(msgs, nil)
+	for _, n := range []int{1, 2, 3, 7, 100, 1 << 20} {
+		f := frameReader{conn: &chunked{data: stream, n: n}, max: 1 << 20}
+		for i, want := range msgs {
+			got, err := f.next()
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("reads of %d: frame %d: %v, %d bytes, want %d", n, i, err, len(got), len(want))
+			}
+		}
+		if _, err := f.next(); err != io.EOF {
+			t.Fatalf("reads of %d: after the last frame: %v, want io.EOF", n, err)
+		}
+		if f.br != nil {
+			t.Fatalf("reads of %d: buffer held after EOF", n)
+		}
+	}
+}
+
+// The buffer is held while it holds bytes, and given back once drained,
+// so a link waiting for the provider holds none.
+func TestFrameReaderReleasesBufferWhenDrained(t *testing.T) {
+	a, b := whoAmIRequest(1), whoAmIRequest(2)
+	f := frameReader{conn: &chunked{data: append(append([]byte{}, a...), b...), n: 1 << 20}, max: 1 << 12}
+	if _, err := f.next(); err != nil {
+		t.Fatal(err)
+	}
+	if f.br == nil {
+		t.Fatal("buffer given back while it holds the next frame")
+	}
+	if _, err := f.next(); err != nil {
+		t.Fatal(err)
+	}
+	if f.br != nil {
+		t.Fatal("buffer kept once drained")
+	}
+}
+
+// Errors are those of readFrame: a short read is io.ErrUnexpectedEOF, a
+// length over the limit is refused before the body is read, a deadline
+// is the connection's own error.
+func TestFrameReaderErrors(t *testing.T) {
+	msg := whoAmIRequest(1)
+	f := frameReader{conn: iotest.OneByteReader(bytes.NewReader(msg[:len(msg)-1])), max: 1 << 12}
+	if _, err := f.next(); err != io.ErrUnexpectedEOF {
+		t.Fatalf("truncated frame: %v", err)
+	}
+	f = frameReader{conn: bytes.NewReader([]byte{0x30}), max: 1 << 12}
+	if _, err := f.next(); err != io.ErrUnexpectedEOF {
+		t.Fatalf("truncated header: %v", err)
+	}
+	f = frameReader{conn: bytes.NewReader([]byte{0x30, 0x84, 0x7f, 0xff, 0xff, 0xff}), max: 1 << 12}
+	if _, err := f.next(); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("2 GiB length: %v", err)
+	}
+	if f.br != nil {
+		t.Fatal("buffer kept after an error")
+	}
+
+	c, p := net.Pipe()
+	defer c.Close()
+	defer p.Close()
+	go p.Write(msg[:3]) // the header, then nothing
+	f = frameReader{conn: c, max: 1 << 12}
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := f.next(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("deadline inside a frame: %v", err)
+	}
+	if f.br != nil {
+		t.Fatal("buffer kept after an error")
+	}
+}
