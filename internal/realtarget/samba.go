@@ -28,7 +28,6 @@ const Samba Kind = "samba"
 const (
 	sambaReplicator   = "rlsync" // not "replicator": BUILTIN\Replicator has that name
 	sambaReplicatorPW = "Replicat0r-Pw!"
-	sambaRefusedPW    = "Changed-By-Adm1n!"
 	// SambaPoll is the DirSync link's poll period in the persist stage:
 	// short, so that a deletion (which Samba does not notify) arrives
 	// within a second.
@@ -145,16 +144,17 @@ func (dc *sambaDC) Delete(n int) error {
 	return nil
 }
 
-// SetReplicatorPassword resets the replicator's password as the
-// administrator; the password slapd's tests refuse with becomes one AD's
-// complexity rules accept.
+// SetReplicatorPassword makes the DC refuse the replicator's bind (any
+// password but slapdtest.ReplicatorPW) or accept it again. It disables the
+// account rather than resetting its password: right after an
+// administrator's reset, Samba still accepted a simple bind with the old
+// password (AD's "old password allowed period").
 func (dc *sambaDC) SetReplicatorPassword(pw string) error {
-	if pw == slapdtest.ReplicatorPW {
-		pw = sambaReplicatorPW
-	} else {
-		pw = sambaRefusedPW
+	uac := "512" // a normal, enabled account
+	if pw != slapdtest.ReplicatorPW {
+		uac = "514" // disabled: a bind fails with invalidCredentials (data 533)
 	}
-	return dc.SetPassword(dc.replicatorDN, pw)
+	return dc.ModifyAttr(dc.replicatorDN, "userAccountControl", uac)
 }
 
 // ReplaceBase has no DirSync counterpart: a DC never tells a DirSync
