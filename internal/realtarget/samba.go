@@ -147,8 +147,8 @@ func (dc *sambaDC) Delete(n int) error {
 // SetReplicatorPassword makes the DC refuse the replicator's bind (any
 // password but slapdtest.ReplicatorPW) or accept it again. It disables the
 // account rather than resetting its password: right after an
-// administrator's reset, Samba still accepted a simple bind with the old
-// password (AD's "old password allowed period").
+// administrator's reset, Samba still accepted the link's simple bind with
+// the old password (presumably AD's old-password grace period).
 func (dc *sambaDC) SetReplicatorPassword(pw string) error {
 	uac := "512" // a normal, enabled account
 	if pw != slapdtest.ReplicatorPW {

@@ -238,22 +238,6 @@ func unicodePwd(pw string) string {
 	return string(b)
 }
 
-// SetPassword resets the password of the user at dn, as the
-// administrator (over ldaps://, as Samba wants).
-func (s *Server) SetPassword(dn, pw string) error {
-	c, err := s.adminTLS()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	m := ldap.NewModifyRequest(dn, nil)
-	m.Replace("unicodePwd", []string{unicodePwd(pw)})
-	if err := c.Modify(m); err != nil {
-		return fmt.Errorf("set password of %s: %w", dn, err)
-	}
-	return nil
-}
-
 // CreateGroup adds a global security group under CN=Users and returns its DN.
 func (s *Server) CreateGroup(name string) (string, error) {
 	dn := "CN=" + ldap.EscapeDN(name) + "," + UsersDN
