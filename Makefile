@@ -12,11 +12,13 @@ demo: deps build
 	$(GO) run ./cmd/replink-tour demo -replink bin/replink
 
 # The six cases of the design mail against a real slapd, with real faults;
-# make tour PROVIDER=389ds runs them against 389 Directory Server instead.
+# make tour PROVIDER=389ds runs them against 389 Directory Server instead,
+# PROVIDER=samba against a Samba AD DC over DirSync (root: the DC runs in a
+# network namespace).
 PROVIDER ?= slapd
 tour: deps
-	@if [ "$(PROVIDER)" = 389ds ]; then \
-		bash scripts/install-deps.sh test && $(GO) run ./cmd/replink-tour tour -provider 389ds; \
+	@if [ "$(PROVIDER)" = 389ds ] || [ "$(PROVIDER)" = samba ]; then \
+		bash scripts/install-deps.sh test && $(GO) run ./cmd/replink-tour tour -provider $(PROVIDER); \
 	elif command -v slapd >/dev/null || [ -x /usr/sbin/slapd ]; then \
 		$(GO) run ./cmd/replink-tour tour; \
 	else \

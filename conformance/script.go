@@ -176,7 +176,7 @@ func parseStep(text string) (Step, error) {
 }
 
 // Targets are the names a step may be qualified with.
-var Targets = []string{"sim", "slapd", "389ds"}
+var Targets = []string{"sim", "slapd", "389ds", "samba"}
 
 // parseOnly splits a leading [NAME ...] qualifier off a step.
 func parseOnly(text string) (only []string, rest string, err error) {

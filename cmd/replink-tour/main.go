@@ -37,7 +37,8 @@ func main() {
 }
 
 const usage = `usage:
-  replink-tour tour [-scenarios GLOB]       the six cases against a real slapd, with timings
+  replink-tour tour [-scenarios GLOB] [-provider slapd|389ds|samba]
+                                            the six cases against a real provider, with timings
   replink-tour simulate [-entries N] FILE   run a scenario against the simulated provider
   replink-tour demo [-entries N]            a seeded slapd and a replink daemon mirroring it
 `

@@ -31,4 +31,5 @@ func TestBadUsage(t *testing.T) {
 	require.ErrorContains(t, run(t.Context(), []string{"fly"}, &out, &errb), `unknown command "fly"`)
 	require.ErrorContains(t, run(t.Context(), []string{"simulate"}, &out, &errb), "exactly one")
 	require.ErrorContains(t, run(t.Context(), []string{"simulate", "/nonexistent"}, &out, &errb), "no such file")
+	require.ErrorContains(t, run(t.Context(), []string{"tour", "-provider", "bogus"}, &out, &errb), "want slapd, 389ds or samba")
 }

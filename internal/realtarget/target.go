@@ -1,5 +1,5 @@
 // Package realtarget runs conformance scenarios against a real provider,
-// OpenLDAP's slapd or 389-ds: each abstract fault of a script is mapped to
+// OpenLDAP's slapd, 389-ds or a Samba AD DC (over DirSync): each abstract fault of a script is mapped to
 // the real one (a signal, a proxy action, a vanishing network namespace),
 // the consumer's copy is a MemoryStore and its cookie a file.
 package realtarget
@@ -19,6 +19,7 @@ import (
 
 	"github.com/replink/replink/fsm"
 	"github.com/replink/replink/internal/dstest"
+	"github.com/replink/replink/internal/sambatest"
 	"github.com/replink/replink/internal/slapdtest"
 	"github.com/replink/replink/ldapadapter"
 )
@@ -36,8 +37,8 @@ const (
 	DS389 Kind = "389ds" // 389 Directory Server with Content Synchronization
 )
 
-// Provider is what a Target needs of a real server: both slapdtest.Server
-// and dstest.Server are one.
+// Provider is what a Target needs of a real server: slapdtest.Server,
+// dstest.Server and a Samba DC (sambaDC) are one.
 type Provider interface {
 	slapdtest.Directory
 	slapdtest.Process
@@ -68,6 +69,7 @@ type Target struct {
 	cookies string
 	proc    *crashableCookies
 	delta   bool // the link follows the provider's accesslog
+	samba   *sambaDC
 }
 
 // New starts a provider of the given kind with 20 changes written: inside
@@ -75,6 +77,20 @@ type Target struct {
 // loopback behind a fault proxy.
 func New(t slapdtest.TB, kind Kind, halfOpen bool) *Target {
 	st := &Target{t: t, kind: kind, store: &failingStore{MemoryStore: ldapadapter.NewMemoryStore()}, cookies: filepath.Join(t.TempDir(), "cookie")}
+	if kind == Samba {
+		// A DC always lives in a namespace of its own.
+		st.samba = startSamba(t)
+		st.srv = st.samba
+		if halfOpen {
+			st.ns = st.samba.Netns
+		} else {
+			st.proxy = slapdtest.NewProxy(t, st.srv.Addr())
+		}
+		if err := st.srv.Write(20); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
 	if halfOpen {
 		st.ns = slapdtest.NewNetns(t)
 	}
@@ -108,7 +124,8 @@ func NewDelta(t slapdtest.TB, halfOpen bool) *Target {
 func ns(n *slapdtest.Netns) func(*slapdtest.Server) { return n.Place }
 
 // Start starts a provider of the given kind on loopback, or inside ns
-// when it is not nil.
+// when it is not nil. A Samba DC always starts in a namespace of its own
+// (ns is not used).
 func Start(t slapdtest.TB, kind Kind, ns *slapdtest.Netns) Provider {
 	t.Helper()
 	switch {
@@ -120,6 +137,8 @@ func Start(t slapdtest.TB, kind Kind, ns *slapdtest.Netns) Provider {
 		return dstest.Start(t, dstest.InNetns(ns))
 	case kind == DS389:
 		return dstest.Start(t)
+	case kind == Samba:
+		return startSamba(t)
 	}
 	t.Fatalf("realtarget: unknown provider kind %q", kind)
 	return nil
@@ -129,8 +148,12 @@ func Start(t slapdtest.TB, kind Kind, ns *slapdtest.Netns) Provider {
 // the given kind is not installed.
 func Require(t slapdtest.TB, kind Kind) {
 	t.Helper()
-	if kind == DS389 {
+	switch kind {
+	case DS389:
 		dstest.Require(t)
+		return
+	case Samba:
+		sambatest.Require(t)
 		return
 	}
 	slapdtest.Require(t)
@@ -148,6 +171,9 @@ func (st *Target) url() string {
 
 func (st *Target) Adapter() fsm.Adapter {
 	st.proc = &crashableCookies{inner: ldapadapter.FileCookieStore{Path: st.cookies}}
+	if st.samba != nil {
+		return st.dirSyncAdapter()
+	}
 	a, err := ldapadapter.New(ldapadapter.Config{
 		URL:    st.url(),
 		BindDN: slapdtest.ReplicatorDN,
@@ -167,6 +193,28 @@ func (st *Target) Adapter() fsm.Adapter {
 	return a
 }
 
+// dirSyncAdapter links the DC's domain over DirSync, as its replicator.
+func (st *Target) dirSyncAdapter() fsm.Adapter {
+	a, err := ldapadapter.New(ldapadapter.Config{
+		URL:    st.url(),
+		BindDN: st.samba.replicatorDN,
+		// The DC lives in a namespace of the test; the bytes never leave
+		// the machine.
+		AllowCleartextPassword: true,
+		Password:               sambaReplicatorPW,
+		BaseDN:                 sambatest.BaseDN,
+		Mode:                   ldapadapter.ModeDirSync,
+		DirSyncPoll:            SambaPoll,
+		Handler:                st.store,
+		Cookies:                st.proc,
+		Logger:                 slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	return a
+}
+
 func (st *Target) logBase() string {
 	if st.delta {
 		return slapdtest.LogDN
@@ -175,6 +223,9 @@ func (st *Target) logBase() string {
 }
 
 func (st *Target) Fault(name string, arg time.Duration) error {
+	if st.samba != nil && name == "provider-end-persist" {
+		return fmt.Errorf("%w: %s: a DirSync link has no persist search for the provider to end (its change notification is only a wake-up)", ErrUnsupported, name)
+	}
 	switch name {
 	case "provider-hang":
 		st.srv.Pause()
@@ -227,6 +278,9 @@ func (st *Target) Crash()             { st.proc.dead.Store(true) }
 // InSync compares the provider with the consumer's copy. A change made just
 // before the check may still be on its way, so it looks a few times.
 func (st *Target) InSync() error {
+	if st.samba != nil {
+		return st.sambaInSync()
+	}
 	var err error
 	for i := 0; i < 40; i++ {
 		var want map[string]map[string][]string
@@ -240,6 +294,20 @@ func (st *Target) InSync() error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return err
+}
+
+// sambaInSync compares the DC with the copy by objectGUID. A deletion
+// reaches the copy only with the next poll (Samba notifies none), so it
+// looks for a few poll periods.
+func (st *Target) sambaInSync() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	for deadline := time.Now().Add(5 * SambaPoll); ; time.Sleep(100 * time.Millisecond) {
+		if err = SambaDiff(ctx, st.samba.Server, st.store); err == nil || time.Now().After(deadline) {
+			return err
+		}
+	}
 }
 
 // DiffTrees describes how got differs from want (DN → attribute → values), or returns nil.

@@ -36,18 +36,27 @@ var template struct {
 //
 //	func TestMain(m *testing.M) { os.Exit(sambatest.Main(m)) }
 func Main(m *testing.M) int {
+	done := UseTemplate()
+	defer done()
+	return m.Run()
+}
+
+// UseTemplate is Main for a program that is not a test binary (the tour):
+// from now on Start copies one template, provisioned at first use, until
+// the returned function removes it.
+func UseTemplate() (done func()) {
 	template.Lock()
 	template.enabled = true
 	template.Unlock()
-	code := m.Run()
-	template.Lock()
-	defer template.Unlock()
-	if template.dir != "" {
-		os.RemoveAll(template.dir)
-		template.dir = ""
+	return func() {
+		template.Lock()
+		defer template.Unlock()
+		if template.dir != "" {
+			os.RemoveAll(template.dir)
+			template.dir = ""
+		}
+		template.enabled = false
 	}
-	template.enabled = false
-	return code
 }
 
 // TemplateProvisioned is how long the template took to provision, or 0
