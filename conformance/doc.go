@@ -30,4 +30,7 @@
 // transitions that avoid Failed and Stopped until the link is in STATE.
 //
 //	[389ds] reach Persisting within 10s
+//
+// "through Failed" also lets it pass through Failed, for a fault that
+// races with the link's retry (slapd's base replaced in two writes).
 package conformance

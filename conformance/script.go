@@ -35,6 +35,9 @@ type Step struct {
 	// Only names the targets the step runs against ([slapd 389ds] before
 	// the verb), for a provider that behaves otherwise; empty means all.
 	Only     []string
+	// Through allows a reach step to pass through Failed ("through
+	// Failed"): a provider whose own fault races with the link's retry.
+	Through bool
 	Duration time.Duration // expect (within), wait, quiet, fault's optional argument
 	N        int           // write, delete
 	Settings map[string]string
@@ -139,8 +142,11 @@ func parseStep(text string) (Step, error) {
 		// For a provider whose recovery takes a path of its own choosing
 		// (389-ds closes the first binds after a crash while it recovers):
 		// any transitions, as long as none goes to Failed or Stopped.
-		if len(args) != 3 || args[1] != "within" {
-			return st, fmt.Errorf("usage: reach STATE within DURATION")
+		// "through Failed" lets it pass through Failed, for a fault that
+		// races with the link's retry.
+		st.Through = len(args) == 5 && args[3] == "through" && args[4] == "Failed"
+		if (len(args) != 3 && !st.Through) || args[1] != "within" {
+			return st, fmt.Errorf("usage: reach STATE within DURATION [through Failed]")
 		}
 		if st.State, err = replink.ParseState(args[0]); err != nil {
 			return st, err
