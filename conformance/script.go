@@ -34,10 +34,10 @@ type Step struct {
 	Events []replink.Event
 	// Only names the targets the step runs against ([slapd 389ds] before
 	// the verb), for a provider that behaves otherwise; empty means all.
-	Only     []string
+	Only []string
 	// Through allows a reach step to pass through Failed ("through
 	// Failed"): a provider whose own fault races with the link's retry.
-	Through bool
+	Through  bool
 	Duration time.Duration // expect (within), wait, quiet, fault's optional argument
 	N        int           // write, delete
 	Settings map[string]string
