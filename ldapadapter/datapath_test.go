@@ -120,19 +120,9 @@ func TestWireDialectFromTheSession(t *testing.T) {
 	}
 }
 
-// entryWithAttr is an added entry carrying one attribute besides cn.
+// entryWithAttr is an added entry carrying one attribute.
 func entryWithAttr(id int64, dn string, u uuid.UUID, attr, value string) []byte {
-	e := ber.Encode(ber.ClassApplication, ber.TypeConstructed, 4, nil, "")
-	e.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, dn, ""))
-	attrs := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
-	a := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
-	a.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, attr, ""))
-	vals := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSet, nil, "")
-	vals.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, value, ""))
-	a.AppendChild(vals)
-	attrs.AppendChild(a)
-	e.AppendChild(attrs)
-	return envelope(id, e, ldapadapter.SyncStateControl(1, u, ""))
+	return plainEntry(id, dn, attr, value, ldapadapter.SyncStateControl(1, u, ""))
 }
 
 // A base DN configured with spaces after its commas names the same entry

@@ -150,8 +150,9 @@ func result(id int64, op ber.Tag, code int64, controls ...*ber.Packet) []byte {
 	return envelope(id, r, controls...)
 }
 
-// plainEntry is a SearchResultEntry with one attribute and no control.
-func plainEntry(id int64, dn, attr, value string) []byte {
+// plainEntry is a SearchResultEntry with one attribute, and the controls
+// given (none for a plain search's answer).
+func plainEntry(id int64, dn, attr, value string, controls ...*ber.Packet) []byte {
 	e := ber.Encode(ber.ClassApplication, ber.TypeConstructed, 4, nil, "")
 	e.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, dn, ""))
 	attrs := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
@@ -162,7 +163,7 @@ func plainEntry(id int64, dn, attr, value string) []byte {
 	a.AppendChild(vals)
 	attrs.AppendChild(a)
 	e.AppendChild(attrs)
-	return envelope(id, e)
+	return envelope(id, e, controls...)
 }
 
 // syncEntry is a SearchResultEntry carrying a sync state control.
