@@ -97,17 +97,7 @@ func (r *report) markdown() string {
 	w("%d adds, one at a time, at the provider; from sending each add to the handler of a persisting link receiving it: p50 %v, p99 %v, max %v. For comparison, the add's own round trip (sent until slapd answered it, its write to disk included) in the same run: p50 %v, p99 %v, max %v.\n\n",
 		len(p), round(p.at(0.5)), round(p.at(0.99)), round(p.at(1)), round(a.at(0.5)), round(a.at(0.99)), round(a.at(1)))
 
-	l := r.links
-	w("## %d persisting links in one process\n\n", l.links)
-	w("All to one slapd, keepalive %v + 2 s, all Persisting after %v.\n\n", l.keepalive, l.settleDuration.Round(time.Millisecond))
-	w("| measure | per link |\n|---|---|\n")
-	w("| Go heap in use | %.1f KiB |\n| resident set | %.1f KiB |\n| goroutines | %.1f |\n", l.heapPerLink/1024, l.rssPerLink/1024, l.goroutinesPer)
-	w("\nIdle, the whole process used %.2f %% of one core over %v (keepalive probes included).\n\n", 100*l.idleCPU, l.idleWindow)
-	w("Then the provider was hung (SIGSTOP): %d links detected it, min / median / max %s against a bound of %v", len(l.detected), spread(l.detected), l.bound)
-	if l.undetected > 0 {
-		w("; %d did not within the bound + 5 s", l.undetected)
-	}
-	w(".\n\n")
+	b.WriteString(r.linksMarkdown())
 	b.WriteString(r.deltaMarkdown())
 	w("## Go benchmarks of the hot path\n\n")
 	w("`go test -run '^$' -bench 'Envelope|DecodeEntry|Refresh' -benchmem ./ldapadapter/`, `go test -run '^$' -bench BatchCommit ./store/`, `go test -run '^$' -bench Dispatch -benchmem ./fsm/`: envelope peek, entry decode (beside asn1-ber + go-ldap on the same frame), a whole refresh over loopback TCP, a 1,000-change batch commit, and one event through the engine, each with allocations per operation.\n")
@@ -212,3 +202,51 @@ func (r *report) deltaMarkdown() string {
 }
 
 func kib(n int64) string { return fmt.Sprintf("%.1f KiB", float64(n)/1024) }
+
+// sectionMarkdown is the part of the report one section writes, for a run
+// of that section alone.
+func (r *report) sectionMarkdown(name string) string {
+	switch name {
+	case "many links":
+		return r.linksMarkdown()
+	case "delta":
+		return r.deltaMarkdown()
+	}
+	return ""
+}
+
+// linksMarkdown is the many-links section.
+func (r *report) linksMarkdown() string {
+	l := r.links
+	if l.links == 0 {
+		return ""
+	}
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("## %d persisting links in one process\n\n", l.links)
+	w("All to one slapd, keepalive %v + %v, all Persisting %v after StartAll (`go run ./bench \"many links\"` runs this section alone).\n\n", l.keepalive, l.timeout, l.settleDuration.Round(time.Millisecond))
+	w("| measure | per link |\n|---|---|\n")
+	w("| Go heap in use | %.1f KiB |\n| resident set | %.1f KiB |\n| goroutines | %.1f |\n", l.heapPerLink/1024, l.rssPerLink/1024, l.goroutinesPer)
+	w("\nIdle, the whole process used %.2f %% of one core over %v, keepalive probes included", 100*l.idleCPU, l.idleWindow)
+	if l.probes > 0 {
+		w(": %.0f probes answered per second, %v of process CPU per probe", l.probes, l.cpuPerProbe.Round(100*time.Nanosecond))
+	}
+	w(".")
+	if l.idleLosses > 0 {
+		w(" %d links left Persisting meanwhile, though the provider was up.", l.idleLosses)
+	}
+	w("\n\n")
+	w("Then the provider was hung (SIGSTOP): %d links detected it. From the hang: min / median / max %s. From each link's last byte received, which the bound is about: %s against a bound of %v", len(l.detected), spread(l.detected), spread(l.silent), l.bound)
+	if l.late > 0 {
+		w("; %d links past the bound", l.late)
+	} else if len(l.silent) > 0 {
+		w("; every one inside it")
+	}
+	if l.undetected > 0 {
+		w("; %d did not detect it within the bound + 5 s", l.undetected)
+	}
+	w(".\n\n")
+	w("Meanwhile, in this process: up to %d goroutines waiting for a core at once (sampled every 10 ms), scheduling latency p99 %v and max %v, %d goroutines created, %d GC cycles using %.2f s of CPU.\n\n",
+		l.maxRunnable, l.sched.latP99, l.sched.latMax, l.sched.created, l.sched.gcCycles, l.sched.gcCPU)
+	return b.String()
+}
