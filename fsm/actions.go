@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/replink/replink"
@@ -12,7 +13,7 @@ import (
 // refreshAndPersist); every other exit drops it.
 func (m *Machine) exit(tr Transition) {
 	m.timers.stopAll()
-	m.probe = time.Time{}
+	m.probe, m.lead = time.Time{}, 0
 	if m.conn == nil || tr.To.Connected() {
 		return
 	}
@@ -40,6 +41,9 @@ func (m *Machine) enter(tr Transition) {
 
 	case replink.Persisting:
 		m.retries = 0 // refreshed successfully: the next loss starts backoff afresh
+		if p, ok := m.conn.(Persister); ok {
+			p.Persisting()
+		}
 		m.armLiveness()
 
 	case replink.Polling:
@@ -70,7 +74,7 @@ func (m *Machine) armRetry() {
 
 func (m *Machine) armLiveness() {
 	if m.cfg.KeepaliveInterval > 0 {
-		m.timers.arm(keepaliveTimer, m.cfg.KeepaliveInterval)
+		m.timers.arm(keepaliveTimer, m.untilProbe(0))
 	}
 	if m.cfg.InactivityTimeout > 0 {
 		m.timers.arm(inactivityTimer, m.cfg.InactivityTimeout)
@@ -100,27 +104,56 @@ func (m *Machine) onTimer(k timerKind) {
 	}
 }
 
-// keepalive implements the probe cycle: after KeepaliveInterval of silence a
-// probe goes out on the same connection; if no byte at all arrives within
-// KeepaliveTimeout, the provider is gone. Any byte read counts as life.
+// keepalive implements the probe cycle: once the connection has been
+// silent for KeepaliveInterval less a lead, a probe goes out on it; if no
+// byte at all arrives by KeepaliveTimeout after the probe was due, the
+// provider is gone. Any byte counts as life.
+//
+// The deadline is counted from the last byte, not from whenever the probe
+// happened to leave: a probe sent late (its timer was served late, or the
+// check that found the previous probe answered came after the next one was
+// due) waits that much less, though never less than half the timeout. The
+// lead, drawn per probe between 1/16 and 1/8 of the interval, leaves that
+// much room for a machine that runs late, among thousands of links on a
+// busy process, to still detect within KeepaliveInterval + KeepaliveTimeout
+// of the last byte; it also spreads the probes of links that came up
+// together, and lets one timer fire per cycle both find the answer and
+// send the next probe.
 func (m *Machine) keepalive() {
 	last := m.conn.LastRead()
 	now := time.Now()
 	if !m.probe.IsZero() {
-		if last.After(m.probe) || last.Equal(m.probe) {
-			m.probe = time.Time{} // answered: back to watching for silence
-		} else {
+		if last.Before(m.probe) {
 			m.step(replink.KeepaliveMiss, &SilenceError{Kind: ErrKeepaliveMiss, Silent: now.Sub(last)})
 			return
 		}
+		m.probe = time.Time{} // answered: back to watching for silence
 	}
-	if idle := now.Sub(last); idle < m.cfg.KeepaliveInterval {
-		m.timers.arm(keepaliveTimer, m.cfg.KeepaliveInterval-idle)
+	late := -m.untilProbe(now.Sub(last))
+	if late < 0 {
+		m.timers.arm(keepaliveTimer, -late)
 		return
 	}
-	m.probe = now
+	m.probe, m.lead = now, 0
 	m.conn.Probe()
-	m.timers.arm(keepaliveTimer, m.cfg.KeepaliveTimeout)
+	m.timers.arm(keepaliveTimer, max(m.cfg.KeepaliveTimeout-late, m.cfg.KeepaliveTimeout/2))
+}
+
+// untilProbe is how long a connection silent for idle waits before its
+// next probe, its lead drawn if it is not yet.
+func (m *Machine) untilProbe(idle time.Duration) time.Duration {
+	if m.lead == 0 {
+		m.lead = m.cfg.KeepaliveInterval/16 + time.Duration(m.float64()*float64(m.cfg.KeepaliveInterval/16))
+	}
+	return m.cfg.KeepaliveInterval - m.lead - idle
+}
+
+// float64 draws from the machine's source of jitter, or the global one.
+func (m *Machine) float64() float64 {
+	if m.rnd != nil {
+		return m.rnd.Float64()
+	}
+	return rand.Float64()
 }
 
 // sink is the Sink handed to one connection; its epoch lets the machine

@@ -42,6 +42,14 @@ type Conn interface {
 	Close(graceful bool)
 }
 
+// Persister is implemented by a Conn that can shed what only connecting
+// and refreshing needed. The machine calls Persisting, from its own
+// goroutine, each time it enters Persisting on that connection; like every
+// Conn method it must return promptly.
+type Persister interface {
+	Persisting()
+}
+
 // SyncRequest is what the machine asks of a sync session.
 type SyncRequest struct {
 	Mode replink.Mode

@@ -21,9 +21,11 @@ type Config struct {
 	ConnectTimeout time.Duration
 
 	// KeepaliveInterval is how long the connection may be silent before a
-	// probe is sent; KeepaliveTimeout how long the probe may go unanswered.
-	// A silent provider is detected at most KeepaliveInterval +
-	// KeepaliveTimeout after its last byte. Zero interval disables it.
+	// probe is sent (less a lead of 1/16 to 1/8 of it, drawn per probe);
+	// KeepaliveTimeout how long the probe may go unanswered. A silent
+	// provider is detected at most KeepaliveInterval + KeepaliveTimeout
+	// after its last byte, the lead being the room for a machine served
+	// late. Zero interval disables it.
 	KeepaliveInterval time.Duration
 	KeepaliveTimeout  time.Duration
 

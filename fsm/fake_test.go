@@ -26,7 +26,8 @@ type fakeConn struct {
 	probes   atomic.Int32
 	closed   atomic.Int32 // 1 dropped, 2 graceful
 	answer   bool
-	slow     atomic.Bool // consumer is the bottleneck: LastRead reports now
+	answerTo atomic.Int32 // probes up to this many are answered, whatever answer says
+	slow     atomic.Bool  // consumer is the bottleneck: LastRead reports now
 }
 
 func (a *fakeAdapter) Connect(ctx context.Context, s fsm.Sink) fsm.Conn {
@@ -58,8 +59,7 @@ func (c *fakeConn) Sync(req fsm.SyncRequest) {
 }
 
 func (c *fakeConn) Probe() {
-	c.probes.Add(1)
-	if c.answer {
+	if n := c.probes.Add(1); c.answer || n <= c.answerTo.Load() {
 		c.lastRead.Store(time.Now().UnixNano())
 	}
 }

@@ -45,8 +45,9 @@ type Machine struct {
 	epoch   uint64 // identifies conn; events from older connections are stale
 	timers  timers
 	retries int
-	probe   time.Time // when the outstanding keepalive probe was sent; zero if none
-	cause   error     // why the link is in Failed or Polling
+	probe   time.Time     // when the outstanding keepalive probe was sent; zero if none
+	lead    time.Duration // how much sooner than KeepaliveInterval the next probe goes; zero: not drawn
+	cause   error         // why the link is in Failed or Polling
 }
 
 // Option adjusts a Machine at construction.
@@ -86,7 +87,6 @@ func New(cfg Config, adapter Adapter, opts ...Option) (*Machine, error) {
 	m.fsm = newLoopFSM(replink.Stopped, cfg.Mode)
 	m.hist.resize(cfg.HistorySize)
 	m.cfgSnap.Store(&cfg)
-	m.timers.post = m.enqueue
 	go m.run()
 	return m, nil
 }
@@ -209,7 +209,6 @@ type message struct {
 	ev      replink.Event
 	cause   error
 	epoch   uint64 // non-zero: from the connection with this epoch
-	timer   timerKind
 	cfg     *Config
 	adapter Adapter // with cfg: replaces the adapter
 	final   bool    // Close: exit after handling
@@ -303,7 +302,16 @@ func (m *Machine) run() {
 	defer close(m.done)
 	defer m.cancel()
 	for {
-		<-m.wake
+		select {
+		case <-m.wake:
+		case now := <-m.timers.c():
+			due := m.timers.fired(now)
+			for k := timerKind(1); k < numTimers; k++ {
+				if due&(1<<k) != 0 {
+					m.onTimer(k)
+				}
+			}
+		}
 		for {
 			// Take the whole queue and give back the previous batch's
 			// array: no allocation once both have grown to the burst size.
@@ -331,9 +339,6 @@ func (m *Machine) run() {
 func (m *Machine) handle(msg message) (exit bool) {
 	var res result
 	switch {
-	case msg.timer != 0:
-		m.onTimer(msg.timer)
-		return false
 	case msg.epoch != 0 && msg.epoch != m.epoch:
 		m.log.Debug("stale event dropped", "link", m.name, "event", msg.ev, "cause", msg.cause)
 		return false

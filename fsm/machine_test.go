@@ -146,6 +146,7 @@ func TestKeepalive(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		answer   bool
+		answerTo int32 // probes answered before the provider hangs
 		slow     bool
 		want     replink.State
 		minProbe int32
@@ -154,9 +155,11 @@ func TestKeepalive(t *testing.T) {
 		// before the earliest retry (2 s + 0.8 s), not at a random phase.
 		after time.Duration
 	}{
-		{"answered probes keep the link", true, false, replink.Persisting, 50, 100 * time.Second},
-		{"unanswered probe is a miss", false, false, replink.Polling, 1, 2500 * time.Millisecond},
-		{"slow consumer is not a dead provider", false, true, replink.Persisting, 0, 100 * time.Second},
+		{"answered probes keep the link", true, 0, false, replink.Persisting, 50, 100 * time.Second},
+		{"unanswered probe is a miss", false, 0, false, replink.Polling, 1, 2500 * time.Millisecond},
+		{"a hang after one answered probe is a miss", false, 1, false, replink.Polling, 2, 3200 * time.Millisecond},
+		{"a hang after seven answered probes is a miss", false, 7, false, replink.Polling, 8, 9200 * time.Millisecond},
+		{"slow consumer is not a dead provider", false, 0, true, replink.Persisting, 0, 100 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -165,6 +168,7 @@ func TestKeepalive(t *testing.T) {
 				require.NoError(t, m.Start(t.Context()))
 				c := a.last()
 				c.answer = tc.answer
+				c.answerTo.Store(tc.answerTo)
 				c.slow.Store(tc.slow)
 				c.sink.Post(replink.Connected, nil)
 				c.sink.Post(replink.RefreshDone, nil)
@@ -178,7 +182,12 @@ func TestKeepalive(t *testing.T) {
 					require.Equal(t, replink.KeepaliveMiss, miss.Event)
 					var se *fsm.SilenceError
 					require.ErrorAs(t, miss.Cause, &se)
-					require.Equal(t, 2*time.Second, se.Silent, "detected exactly at interval + timeout")
+					// The probe leads the interval by 1/16 to 1/8 of it, so
+					// the miss comes that much before interval + timeout.
+					bound := cfg.KeepaliveInterval + cfg.KeepaliveTimeout
+					require.LessOrEqual(t, se.Silent, bound-cfg.KeepaliveInterval/16, "detected inside interval + timeout, with room to spare")
+					require.GreaterOrEqual(t, se.Silent, bound-cfg.KeepaliveInterval/8, "the probe waited for most of the interval")
+					require.Equal(t, tc.answerTo+1, c.probes.Load(), "one probe per answered cycle, then the one that missed")
 				}
 			})
 		})

@@ -14,37 +14,73 @@ const (
 	numTimers
 )
 
-// timers fire by posting a message to the machine's mailbox. Each kind has
-// one reusable time.Timer, created on first use, and a deadline: a fire is
-// honoured only if its kind is armed and its deadline has come, which makes a
-// fire that raced with a cancel or a re-arm harmless without allocating a
-// closure per arm.
+// timers keep a deadline per kind behind one time.Timer, set for the
+// earliest of them, whose channel the machine's goroutine selects on with
+// its mailbox. A fire wakes that goroutine and nothing else: no goroutine
+// is started per fire, no lock is taken, and ten thousand idle links cost
+// one runtime timer each. Cancelling only clears a deadline; a fire that
+// finds nothing due just re-arms for the next one.
 type timers struct {
-	post     func(message) bool
-	t        [numTimers]*time.Timer
-	deadline [numTimers]time.Time // zero: not armed
+	t        *time.Timer // nil until first used
+	at       time.Time   // when t fires; zero: not set
+	deadline [numTimers]time.Time
 }
 
 func (ts *timers) arm(k timerKind, d time.Duration) {
-	ts.deadline[k] = time.Now().Add(d)
-	if ts.t[k] == nil {
-		ts.t[k] = time.AfterFunc(d, func() { ts.post(message{timer: k}) })
+	dl := time.Now().Add(d)
+	ts.deadline[k] = dl
+	ts.schedule(dl)
+}
+
+// schedule makes t fire at dl unless it already fires no later.
+func (ts *timers) schedule(dl time.Time) {
+	if !ts.at.IsZero() && !dl.Before(ts.at) {
 		return
 	}
-	ts.t[k].Reset(d)
+	ts.at = dl
+	if ts.t == nil {
+		ts.t = time.NewTimer(time.Until(dl))
+		return
+	}
+	ts.t.Reset(time.Until(dl))
 }
 
-func (ts *timers) stop(k timerKind) {
-	if ts.t[k] != nil {
-		ts.t[k].Stop()
-	}
-	ts.deadline[k] = time.Time{}
-}
+func (ts *timers) stop(k timerKind) { ts.deadline[k] = time.Time{} }
 
 func (ts *timers) stopAll() {
-	for k := timerKind(1); k < numTimers; k++ {
-		ts.stop(k)
+	ts.deadline = [numTimers]time.Time{}
+	if ts.t != nil {
+		ts.t.Stop()
 	}
+	ts.at = time.Time{}
+}
+
+// c is the channel that fires at the earliest deadline, nil if none is set.
+func (ts *timers) c() <-chan time.Time {
+	if ts.at.IsZero() {
+		return nil
+	}
+	return ts.t.C
+}
+
+// fired is called when c fired: it returns the kinds whose deadline has
+// come, as a bit set, and sets t for the earliest deadline still ahead.
+func (ts *timers) fired(now time.Time) (due uint8) {
+	ts.at = time.Time{}
+	var next time.Time
+	for k := timerKind(1); k < numTimers; k++ {
+		switch dl := ts.deadline[k]; {
+		case dl.IsZero():
+		case !now.Before(dl):
+			due |= 1 << k
+		case next.IsZero() || dl.Before(next):
+			next = dl
+		}
+	}
+	if !next.IsZero() {
+		ts.schedule(next)
+	}
+	return due
 }
 
 // due reports whether a fire of kind k is still wanted, and disarms it if so.
