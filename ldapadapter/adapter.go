@@ -144,7 +144,7 @@ func (c *conn) connect() {
 	}
 	t := newTap(raw, c.sink, c.cfg.MaxMessage, c.cfg.QueueBytes, &c.st.received)
 	_, isTLS := raw.(*tls.Conn)
-	lc := ldap.NewConn(t, isTLS)
+	lc := ldap.NewConn(ldapSide{t}, isTLS)
 	lc.Start()
 	c.mu.Lock()
 	if c.closed {
@@ -256,6 +256,27 @@ func (c *conn) LastRead() time.Time {
 		return c.started
 	}
 	return t.LastRead()
+}
+
+// Persisting implements fsm.Persister: once a syncrepl link persists,
+// go-ldap has nothing left to do on this connection (the sync search, the
+// probes and the unbind are the tap's), so its reader and processor
+// goroutines and its buffers go. Delta-syncrepl and DirSync keep it: they
+// still search with it while persisting.
+func (c *conn) Persisting() {
+	if c.cfg.Mode == ModeDirSync || c.cfg.LogBase != "" {
+		return
+	}
+	c.mu.Lock()
+	lc := c.lc
+	if c.closed || lc == nil {
+		c.mu.Unlock()
+		return
+	}
+	c.lc = nil
+	c.wg.Add(1) // under mu, so Close, which sets closed under mu first, waits for it
+	c.mu.Unlock()
+	go func() { defer c.wg.Done(); lc.Close() }()
 }
 
 // Probe implements fsm.Conn: one keepalive request on the same connection,

@@ -1,17 +1,22 @@
 package ldapadapter_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -145,4 +150,67 @@ func TestWireFloodIsOneEvent(t *testing.T) {
 		time.Sleep(10 * time.Second)
 		require.Len(t, w.machine.History(), 3, "start, connected, refresh-done: %v", w.machine.History())
 	})
+}
+
+// A persisting syncrepl link costs at most three goroutines (its machine,
+// the tap's reader, the sync session): go-ldap's reader and processor end
+// once the link persists. A stopped link keeps only its machine's. Counts,
+// not times: keepalive is long, so no probe goroutine is in flight. The
+// links are made under a pprof label, which every goroutine they start
+// inherits, so goroutines of other tests are not counted.
+func TestGoroutinesPerLink(t *testing.T) {
+	srv := slapdtest.Start(t, slapdtest.WithPeople(3))
+	const links = 50
+	ignore := goleak.IgnoreCurrent()
+	var c *ldapadapter.Consumer
+	pprof.Do(t.Context(), pprof.Labels("test", t.Name()), func(context.Context) {
+		c = startConsumer(t, links, func(i int) ldapadapter.LinkConfig {
+			cfg := linkConfig("g"+strconv.Itoa(i), srv.URL(), ldapadapter.NewMemoryStore(), nil)
+			cfg.Machine.KeepaliveInterval, cfg.Machine.KeepaliveTimeout = time.Hour, time.Minute
+			return cfg
+		})
+	})
+	perLink := func() float64 { return float64(labelledGoroutines(t, "test", t.Name())) / links }
+	for _, tc := range []struct {
+		name  string
+		reach func()
+		most  float64
+	}{
+		{"persisting", func() {}, 3},
+		{"stopped", func() {
+			for _, l := range c.Links() {
+				require.NoError(t, l.Stop(t.Context()))
+			}
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.reach()
+			// go-ldap ends on its own goroutine once the link persists:
+			// wait for the count, bounded.
+			var got float64
+			if !assert.Eventually(t, func() bool { got = perLink(); return got <= tc.most }, 10*time.Second, 10*time.Millisecond) {
+				t.Fatalf("%.2f goroutines per link, want at most %v", got, tc.most)
+			}
+		})
+	}
+	require.NoError(t, c.Shutdown())
+	require.Zero(t, labelledGoroutines(t, "test", t.Name()), "goroutines left after Shutdown")
+	goleak.VerifyNone(t, ignore)
+}
+
+// labelledGoroutines counts the goroutines carrying the pprof label k=v.
+func labelledGoroutines(t *testing.T, k, v string) int {
+	var b bytes.Buffer
+	require.NoError(t, pprof.Lookup("goroutine").WriteTo(&b, 1))
+	want := fmt.Sprintf("%q:%q", k, v)
+	n, count := 0, 0
+	for _, line := range strings.Split(b.String(), "\n") {
+		switch {
+		case strings.Contains(line, " @ 0x"): // "N @ 0x...": a group of N alike
+			count, _ = strconv.Atoi(strings.Fields(line)[0])
+		case strings.HasPrefix(line, "# labels: ") && strings.Contains(line, want):
+			n += count
+		}
+	}
+	return n
 }

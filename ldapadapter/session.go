@@ -29,7 +29,7 @@ const resultSyncRefreshRequired = 4096
 // connection, after any previous one on it has stopped.
 func (c *conn) Sync(req fsm.SyncRequest) {
 	c.mu.Lock()
-	if c.closed || c.lc == nil {
+	if c.closed || c.tap == nil { // not connected yet, or closing
 		c.mu.Unlock()
 		return
 	}

@@ -55,6 +55,7 @@ type tap struct {
 	stream  *stream // the sync search in flight, if any
 	err     error   // why reading ended; returned to go-ldap once queue drains
 	closing bool    // we closed it: report nothing
+	retired bool    // go-ldap is gone: a message for it is unsolicited
 	armed   bool    // Connected was reported: failures are the tap's to report
 	failed  *event  // why reading ended
 	space   chan struct{}
@@ -114,7 +115,7 @@ func (t *tap) readLoop() {
 				return
 			}
 			continue
-		case env.id == 0 || env.id > t.maxSent.Load():
+		case env.id == 0 || env.id > t.maxSent.Load() || t.isRetired():
 			t.fail(event{replink.Exception, protocolErrorf("unsolicited message ID %d (op %d)", env.id, env.op)})
 			return
 		}
@@ -227,6 +228,10 @@ func (q *frames) pop() []byte {
 func (t *tap) Read(p []byte) (int, error) {
 	for {
 		t.mu.Lock()
+		if t.retired {
+			t.mu.Unlock()
+			return 0, io.EOF
+		}
 		if len(t.cur) == 0 && t.queue.len() > 0 {
 			t.cur = t.queue.pop()
 			signal(t.space)
@@ -354,6 +359,32 @@ func signal(c chan struct{}) {
 	default:
 	}
 }
+
+// retire lets go-ldap go: its reader sees EOF, what was queued for it is
+// dropped, and any later message in its range of IDs is unsolicited. The
+// socket stays open for the sync search and the probes, which the tap
+// carries alone.
+func (t *tap) retire() {
+	t.mu.Lock()
+	t.retired = true
+	t.queue, t.cur = frames{}, nil
+	t.mu.Unlock()
+	signal(t.data)
+	signal(t.space)
+}
+
+func (t *tap) isRetired() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.retired
+}
+
+// ldapSide is the tap as go-ldap's connection. Closing it retires go-ldap
+// only: the socket is the link's (conn closes it with tap.shutdown), so a
+// persisting link can end go-ldap's two goroutines and keep its socket.
+type ldapSide struct{ *tap }
+
+func (s ldapSide) Close() error { s.retire(); return nil }
 
 // Remaining net.Conn methods: go-ldap uses only Read, Write and Close.
 func (t *tap) Close() error                       { t.shutdown(); return nil }
