@@ -344,6 +344,8 @@ func (c *conn) Close(graceful bool) {
 		if graceful {
 			left := time.Until(deadlineOf(bound))
 			t.probe(unbindRequest, min(left, time.Second))
+		} else {
+			resetOnClose(t.conn)
 		}
 		t.shutdown()
 	}
@@ -357,6 +359,22 @@ func (c *conn) Close(graceful bool) {
 	case <-waited:
 	case <-bound.Done():
 		c.cfg.Logger.Warn("connection goroutines still running at close: abandoned", "stop_timeout", c.cfg.StopTimeout)
+	}
+}
+
+// resetOnClose makes closing c send a reset rather than a FIN. A lost
+// connection is closed that way: a hung or vanished provider never answers
+// a FIN, so the socket would linger for tcp_fin_timeout holding its local
+// port, and when thousands of links lose one provider at once, thousands
+// of such orphans crowd the ephemeral port range that the same links'
+// reconnects must search (the kernel's connect(2) then burns the CPU the
+// links still persisting need to detect the loss in time).
+func resetOnClose(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if l, ok := c.(interface{ SetLinger(int) error }); ok {
+		l.SetLinger(0)
 	}
 }
 
