@@ -3,10 +3,13 @@ package fsm
 import "sync"
 
 // history is a ring of the most recent transitions, readable from any
-// goroutine while the owner appends.
+// goroutine while the owner appends. It grows as transitions come, up to
+// its size: a link that connected once and persists holds three, not a
+// full ring (about 2 KiB per link at the default 32).
 type history struct {
 	mu   sync.Mutex
 	buf  []Transition
+	size int
 	next int
 	full bool
 }
@@ -15,10 +18,7 @@ func (h *history) resize(n int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	old := h.snapshotLocked()
-	h.buf, h.next, h.full = nil, 0, false
-	if n > 0 {
-		h.buf = make([]Transition, 0, n)
-	}
+	h.buf, h.size, h.next, h.full = nil, max(n, 0), 0, false
 	for _, t := range old {
 		h.addLocked(t)
 	}
@@ -31,10 +31,10 @@ func (h *history) add(t Transition) {
 }
 
 func (h *history) addLocked(t Transition) {
-	if cap(h.buf) == 0 {
+	if h.size == 0 {
 		return
 	}
-	if len(h.buf) < cap(h.buf) {
+	if len(h.buf) < h.size {
 		h.buf = append(h.buf, t)
 		return
 	}
