@@ -280,8 +280,9 @@ func (c *conn) Persisting() {
 }
 
 // Probe implements fsm.Conn: one keepalive request on the same connection,
-// written by a short-lived goroutine so a full send buffer cannot block the
-// machine. The answer is swallowed by the tap.
+// written so that a full send buffer cannot block the machine (in place
+// when the socket takes it at once, else by a short-lived goroutine). The
+// answer is swallowed by the tap.
 func (c *conn) Probe() {
 	c.mu.Lock()
 	t, closed := c.tap, c.closed
@@ -289,14 +290,14 @@ func (c *conn) Probe() {
 	if t == nil || closed {
 		return
 	}
-	req := whoAmIRequest
-	if c.cfg.Probe == "rootdse" {
-		req = rootDSERequest
+	if c.cfg.Probe != "rootdse" {
+		t.sendWhoAmI(&c.wg, 5*time.Second)
+		return
 	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		t.probe(req, 5*time.Second) // an error here is a dead link: the keepalive will say so
+		t.probe(rootDSERequest, 5*time.Second) // an error here is a dead link: the keepalive will say so
 	}()
 }
 

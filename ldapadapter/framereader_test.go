@@ -104,3 +104,26 @@ func TestFrameReaderErrors(t *testing.T) {
 		t.Fatal("buffer kept after an error")
 	}
 }
+
+// The probe written in place is, byte for byte, the WhoAmI request the BER
+// encoder builds, for every ID it accepts; others are refused.
+func TestAppendWhoAmIMatchesEncoder(t *testing.T) {
+	for _, tc := range []struct {
+		id int64
+		ok bool
+	}{
+		{probeIDBase + 1, true}, {1 << 24, true}, {1<<31 - 1, true}, {0x7f00ff01, true},
+		{1<<24 - 1, false}, {1 << 31, false}, {7, false},
+	} {
+		got, ok := appendWhoAmI(nil, tc.id)
+		if ok != tc.ok {
+			t.Fatalf("id %#x: ok %v, want %v", tc.id, ok, tc.ok)
+		}
+		if ok && !bytes.Equal(got, whoAmIRequest(tc.id)) {
+			t.Fatalf("id %#x: % x, want % x", tc.id, got, whoAmIRequest(tc.id))
+		}
+		if ok && len(got) != whoAmILen {
+			t.Fatalf("id %#x: %d bytes, want %d", tc.id, len(got), whoAmILen)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/replink/replink"
@@ -45,8 +46,10 @@ type tap struct {
 	received *atomic.Int64 // bytes read, counted for the link
 	maxSent  atomic.Int64  // highest message ID go-ldap sent
 	probeID  atomic.Int64
-	syncID   atomic.Int64 // last sync search ID
-	wmu      sync.Mutex   // one whole message per write
+	syncID   atomic.Int64    // last sync search ID
+	wmu      sync.Mutex      // one whole message per write
+	raw      syscall.RawConn // the socket, for probes written in place; nil under TLS
+	probeBuf [whoAmILen]byte // the probe being written in place; under wmu
 
 	mu      sync.Mutex
 	queue   frames  // for go-ldap
@@ -67,6 +70,9 @@ func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int, received *atomi
 	t := &tap{
 		conn: c, sink: sink, in: frameReader{conn: c, max: maxFrame}, limit: queueLimit, received: received,
 		space: make(chan struct{}, 1), data: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	if sc, ok := c.(syscall.Conn); ok {
+		t.raw, _ = sc.SyscallConn()
 	}
 	t.lastRead.Store(time.Now().UnixNano())
 	t.probeID.Store(probeIDBase)
@@ -278,6 +284,73 @@ func (t *tap) probe(req func(int64) []byte, timeout time.Duration) error {
 	_, err := t.conn.Write(msg)
 	t.conn.SetWriteDeadline(time.Time{})
 	return err
+}
+
+// sendWhoAmI writes one WhoAmI keepalive probe without blocking the
+// caller, which is the machine's goroutine. On a plain TCP socket with room
+// in its send buffer, the probe, encoded into the tap's own buffer, goes
+// out in one write(2) from the caller: no goroutine, no deadline to set, no
+// allocation, which is most of what a probe cost at 5,000 a second. Under
+// TLS, when the buffer is full, or while another message is being written,
+// a goroutine counted in wg writes it (or what is left of it) with a write
+// deadline of timeout. An error is not reported: a dead socket is the
+// keepalive's to find.
+func (t *tap) sendWhoAmI(wg *sync.WaitGroup, timeout time.Duration) {
+	if t.raw == nil || !t.wmu.TryLock() {
+		wg.Add(1)
+		go func() { defer wg.Done(); t.probe(whoAmIRequest, timeout) }()
+		return
+	}
+	msg, ok := appendWhoAmI(t.probeBuf[:0], t.probeID.Add(1))
+	if !ok { // past the IDs the template encodes: never in practice
+		t.wmu.Unlock()
+		wg.Add(1)
+		go func() { defer wg.Done(); t.probe(whoAmIRequest, timeout) }()
+		return
+	}
+	var n int
+	var werr error
+	err := t.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), msg)
+		return true // one attempt: never wait here
+	})
+	switch {
+	case err == nil && werr == nil && n == len(msg):
+		t.wmu.Unlock()
+		return
+	case err != nil || (werr != nil && werr != syscall.EAGAIN && werr != syscall.EINTR):
+		t.wmu.Unlock()
+		return
+	}
+	rest := append([]byte(nil), msg[max(n, 0):]...) // a partial message: the rest must follow it
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer t.wmu.Unlock() // a Mutex may be unlocked by another goroutine than its locker's
+		t.conn.SetWriteDeadline(time.Now().Add(timeout))
+		t.conn.Write(rest)
+		t.conn.SetWriteDeadline(time.Time{})
+	}()
+}
+
+// whoAmILen is the length of a WhoAmI request whose message ID takes four
+// bytes, as every probe ID does (probeIDBase up to 2^31).
+const whoAmILen = 35
+
+// appendWhoAmI appends a WhoAmI extended request (RFC 4532) with message ID
+// id, the bytes whoAmIRequest encodes, without building a BER tree. It
+// reports false for an ID outside [2^24, 2^31), which needs other lengths.
+func appendWhoAmI(dst []byte, id int64) ([]byte, bool) {
+	const oid = "1.3.6.1.4.1.4203.1.11.3"
+	if id < 1<<24 || id >= 1<<31 {
+		return dst, false
+	}
+	dst = append(dst,
+		0x30, whoAmILen-2, // LDAPMessage
+		0x02, 4, byte(id>>24), byte(id>>16), byte(id>>8), byte(id), // messageID
+		0x77, byte(2+len(oid)), // [APPLICATION 23] ExtendedRequest
+		0x80, byte(len(oid))) // [0] requestName
+	return append(dst, oid...), true
 }
 
 // arm hands failure reporting to the tap once the link is connected; a
