@@ -74,7 +74,7 @@ func (m *Machine) armRetry() {
 
 func (m *Machine) armLiveness() {
 	if m.cfg.KeepaliveInterval > 0 {
-		m.timers.arm(keepaliveTimer, m.untilProbe(0))
+		m.timers.armOnGrid(keepaliveTimer, m.untilProbe(0), m.keepaliveGrid())
 	}
 	if m.cfg.InactivityTimeout > 0 {
 		m.timers.arm(inactivityTimer, m.cfg.InactivityTimeout)
@@ -131,12 +131,22 @@ func (m *Machine) keepalive() {
 	}
 	late := -m.untilProbe(now.Sub(last))
 	if late < 0 {
-		m.timers.arm(keepaliveTimer, -late)
+		m.timers.armOnGrid(keepaliveTimer, -late, m.keepaliveGrid())
 		return
 	}
 	m.probe, m.lead = now, 0
 	m.conn.Probe()
-	m.timers.arm(keepaliveTimer, max(m.cfg.KeepaliveTimeout-late, m.cfg.KeepaliveTimeout/2))
+	m.timers.armOnGrid(keepaliveTimer, max(m.cfg.KeepaliveTimeout-late, m.cfg.KeepaliveTimeout/2), m.keepaliveGrid())
+}
+
+// keepaliveGrid is what keepalive deadlines are rounded up to: 10 ms, or
+// 1/64 of the interval if that is less, always well inside the lead (at
+// least 1/16 of it), so the rounding costs no detection its bound. The
+// probes of thousands of links, spread by their leads, then go out in
+// batches, one per grid step, and cost a thread wake-up per batch rather
+// than per probe.
+func (m *Machine) keepaliveGrid() time.Duration {
+	return min(10*time.Millisecond, m.cfg.KeepaliveInterval/64)
 }
 
 // untilProbe is how long a connection silent for idle waits before its

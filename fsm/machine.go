@@ -39,7 +39,6 @@ type Machine struct {
 
 	// Owned by the run goroutine.
 	cfg     Config
-	fsm     *lfsm.FSM
 	rnd     *rand.Rand
 	conn    Conn
 	epoch   uint64 // identifies conn; events from older connections are stale
@@ -84,11 +83,35 @@ func New(cfg Config, adapter Adapter, opts ...Option) (*Machine, error) {
 		m.log = slog.Default()
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.fsm = newLoopFSM(replink.Stopped, cfg.Mode)
 	m.hist.resize(cfg.HistorySize)
 	m.cfgSnap.Store(&cfg)
 	go m.run()
 	return m, nil
+}
+
+// loopFSMs are the looplab machines of the table, one per mode, shared by
+// every Machine of the process. looplab keeps its tables in each instance
+// (about 3.5 KiB), and a machine owning one was the largest item of a
+// persisting link's heap. A machine borrows its mode's instance under its
+// lock for one step: set to the machine's state, fired, released. Steps
+// are transitions, not probes, so the lock is held a few microseconds a
+// few times per link and connection.
+var loopFSMs [2]struct {
+	once sync.Once
+	mu   sync.Mutex
+	f    *lfsm.FSM
+}
+
+// loopEvent fires ev from state from through looplab's machine for mode.
+func loopEvent(mode replink.Mode, from replink.State, ev replink.Event) error {
+	l := &loopFSMs[mode]
+	l.once.Do(func() { l.f = newLoopFSM(replink.Stopped, mode) })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.f.SetState(from.String())
+	// A fresh, never-cancelled context: looplab/fsm stays stuck in
+	// InTransitionError if the context of Event is cancelled (upstream #115).
+	return l.f.Event(context.Background(), ev.String())
 }
 
 // newLoopFSM builds the looplab machine for one mode from replink.Table.
@@ -364,13 +387,9 @@ func (m *Machine) handle(msg message) (exit bool) {
 }
 
 func (m *Machine) applyConfig(cfg Config) {
-	modeChanged := cfg.Mode != m.cfg.Mode
 	m.cfg = cfg
 	m.cfgSnap.Store(&cfg)
 	m.hist.resize(cfg.HistorySize)
-	if modeChanged {
-		m.fsm = newLoopFSM(m.State(), cfg.Mode)
-	}
 }
 
 // peer is what the current connection says of its provider, if anything.
@@ -388,9 +407,7 @@ func (m *Machine) step(ev replink.Event, cause error) (Transition, error) {
 	if ev == replink.ConnectFailed && m.cfg.MaxRetries > 0 && m.retries >= m.cfg.MaxRetries {
 		ev, cause = replink.RetriesExhausted, &RetriesError{Attempts: m.retries + 1, Last: cause}
 	}
-	// A fresh, never-cancelled context: looplab/fsm stays stuck in
-	// InTransitionError if the context of Event is cancelled (upstream #115).
-	err := m.fsm.Event(context.Background(), ev.String())
+	err := loopEvent(m.cfg.Mode, from, ev)
 	var noTrans lfsm.NoTransitionError
 	if err != nil && !errors.As(err, &noTrans) {
 		return Transition{}, &replink.TransitionError{From: from, Event: ev, Mode: m.cfg.Mode}
