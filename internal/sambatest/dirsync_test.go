@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
+
+	"github.com/replink/replink/ldapadapter"
 )
 
 // The DirSync facts replink's Active Directory transport builds on, each
@@ -47,7 +49,7 @@ func (r round) byGUID(t *testing.T) map[uuid.UUID]*ldap.Entry {
 	t.Helper()
 	m := map[uuid.UUID]*ldap.Entry{}
 	for _, e := range r.entries {
-		g, err := uuid.FromBytes(e.GetRawAttributeValue("objectGUID"))
+		g, err := ldapadapter.ObjectGUID(e.GetRawAttributeValue("objectGUID"))
 		if err != nil {
 			t.Fatalf("%s: objectGUID: %v", e.DN, err)
 		}
@@ -350,7 +352,7 @@ func TestDirSyncFacts(t *testing.T) {
 			defer close(notified)
 			for resp.Next() {
 				if e := resp.Entry(); e != nil {
-					g, _ := uuid.FromBytes(e.GetRawAttributeValue("objectGUID"))
+					g, _ := ldapadapter.ObjectGUID(e.GetRawAttributeValue("objectGUID"))
 					notified <- g
 				}
 			}
