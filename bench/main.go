@@ -66,6 +66,7 @@ func main() {
 		{"detection", func() { r.detect = detectSection(ctx, h, s) }},
 		{"many links", func() { r.links = linksSection(ctx, h, s) }},
 		{"delta", func() { r.delta = deltaSection(ctx, h, s) }},
+		{"ad", func() { r.ad = adSection(ctx, h, s) }},
 	}
 	for _, st := range steps {
 		if only != "" && st.name != only {
@@ -82,7 +83,7 @@ func main() {
 	}
 	r.took = time.Since(start)
 	if only != "" {
-		fmt.Print(r.deltaMarkdown())
+		fmt.Print(r.deltaMarkdown() + r.adMarkdown())
 		return
 	}
 	if err := os.WriteFile(*out, []byte(r.markdown()), 0o644); err != nil {

@@ -90,8 +90,8 @@ func dirSyncAttributes(attrs []string) []string {
 func (d *Config) checkDirSync() error {
 	switch d.Mode {
 	case "", ModeSyncrepl:
-		if d.DirSyncObjectSecurity || d.DirSyncPoll != 0 {
-			return &ConfigError{Field: "Mode", Msg: "DirSyncObjectSecurity and DirSyncPoll need Mode dirsync"}
+		if d.DirSyncObjectSecurity || d.DirSyncPoll != 0 || d.DirSyncNoNotification {
+			return &ConfigError{Field: "Mode", Msg: "DirSyncObjectSecurity, DirSyncPoll and DirSyncNoNotification need Mode dirsync"}
 		}
 		return nil
 	case ModeDirSync:
@@ -164,7 +164,7 @@ func (d *dirSyncSession) run(ctx context.Context, t *tap) (replink.Event, error)
 	d.whole = s.reload
 	persist := s.req.Mode != replink.RefreshOnly
 	var wake <-chan struct{}
-	if persist {
+	if persist && !c.cfg.DirSyncNoNotification {
 		// Open before the catch-up, so no change after its last round
 		// goes unnoticed.
 		n := d.notify(ctx, t)
