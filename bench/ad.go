@@ -17,7 +17,6 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
 
-	"github.com/replink/replink"
 	"github.com/replink/replink/fsm"
 	"github.com/replink/replink/internal/sambatest"
 	"github.com/replink/replink/internal/slapdtest"
@@ -190,15 +189,8 @@ func adMirror(ctx context.Context, h *slapdtest.Harness, dc *sambatest.Server, r
 	st := adStore(h)
 	l := adLink(h, dc, repl, st, time.Hour, false)
 	defer l.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
 	start := time.Now()
-	if err := l.Start(ctx); err != nil {
-		h.Fatal(err)
-	}
-	if state, err := l.WaitFor(ctx, replink.Persisting, replink.Failed); err != nil || state != replink.Persisting {
-		h.Fatalf("DirSync mirror ended in %s: %v %v", state, err, l.History())
-	}
+	persist(ctx, h, l)
 	took := time.Since(start)
 	ids, err := st.Known(ctx)
 	if err != nil {
