@@ -66,6 +66,7 @@ func main() {
 		{"detection", func() { r.detect = detectSection(ctx, h, s) }},
 		{"many links", func() { r.links = linksSection(ctx, h, s) }},
 		{"delta", func() { r.delta = deltaSection(ctx, h, s) }},
+		{"ad", func() { r.ad = adSection(ctx, h, s) }},
 	}
 	for _, st := range steps {
 		if only != "" && st.name != only {

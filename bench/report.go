@@ -16,6 +16,7 @@ type report struct {
 	detect   []detectRow
 	links    linksResult
 	delta    []deltaRow
+	ad       *adResult
 	took     time.Duration
 }
 
@@ -99,6 +100,7 @@ func (r *report) markdown() string {
 
 	b.WriteString(r.linksMarkdown())
 	b.WriteString(r.deltaMarkdown())
+	b.WriteString(r.adMarkdown())
 	w("## Go benchmarks of the hot path\n\n")
 	w("`go test -run '^$' -bench 'Envelope|DecodeEntry|Refresh' -benchmem ./ldapadapter/`, `go test -run '^$' -bench BatchCommit ./store/`, `go test -run '^$' -bench Dispatch -benchmem ./fsm/`: envelope peek, entry decode (beside asn1-ber + go-ldap on the same frame), a whole refresh over loopback TCP, a 1,000-change batch commit, and one event through the engine, each with allocations per operation.\n")
 	return b.String()
@@ -211,6 +213,8 @@ func (r *report) sectionMarkdown(name string) string {
 		return r.linksMarkdown()
 	case "delta":
 		return r.deltaMarkdown()
+	case "ad":
+		return r.adMarkdown()
 	}
 	return ""
 }

@@ -76,6 +76,11 @@ type Config struct {
 	// round without being woken by a change notification (which Samba
 	// does not send for deletions). Default 30s.
 	DirSyncPoll time.Duration
+	// DirSyncNoNotification leaves out the change-notification search: the
+	// persist stage then polls on DirSyncPoll alone (for a DC or a
+	// middlebox that mishandles the long-lived search; AD allows five per
+	// connection).
+	DirSyncNoNotification bool
 
 	// Handler applies the changes; Cookies keeps the cookie across restarts.
 	// Each link needs a Handler of its own (see Handler.Known). A Handler

@@ -90,8 +90,8 @@ func dirSyncAttributes(attrs []string) []string {
 func (d *Config) checkDirSync() error {
 	switch d.Mode {
 	case "", ModeSyncrepl:
-		if d.DirSyncObjectSecurity || d.DirSyncPoll != 0 {
-			return &ConfigError{Field: "Mode", Msg: "DirSyncObjectSecurity and DirSyncPoll need Mode dirsync"}
+		if d.DirSyncObjectSecurity || d.DirSyncPoll != 0 || d.DirSyncNoNotification {
+			return &ConfigError{Field: "Mode", Msg: "DirSyncObjectSecurity, DirSyncPoll and DirSyncNoNotification need Mode dirsync"}
 		}
 		return nil
 	case ModeDirSync:
@@ -164,7 +164,7 @@ func (d *dirSyncSession) run(ctx context.Context, t *tap) (replink.Event, error)
 	d.whole = s.reload
 	persist := s.req.Mode != replink.RefreshOnly
 	var wake <-chan struct{}
-	if persist {
+	if persist && !c.cfg.DirSyncNoNotification {
 		// Open before the catch-up, so no change after its last round
 		// goes unnoticed.
 		n := d.notify(ctx, t)
@@ -315,9 +315,9 @@ func (d *dirSyncSession) classify(err error, sentCookie bool) (replink.Event, er
 func (d *dirSyncSession) entry(ctx context.Context, e *ldap.Entry) error {
 	s, cfg := d.s, d.s.c.cfg
 	raw := e.GetRawAttributeValue("objectGUID")
-	id, err := uuid.FromBytes(raw)
+	id, err := ObjectGUID(raw)
 	if err != nil {
-		return protocolErrorf("DirSync object %q: objectGUID of %d bytes", e.DN, len(raw))
+		return protocolErrorf("DirSync object %q: %v", e.DN, err)
 	}
 	if it := e.GetAttributeValue("instanceType"); it != "" {
 		var v int
@@ -352,6 +352,23 @@ func (d *dirSyncSession) entry(ctx context.Context, e *ldap.Entry) error {
 		ch.Mods = mods
 	}
 	return s.apply(ctx, ch, nil)
+}
+
+// ObjectGUID is the identity of an Active Directory object: its objectGUID
+// (16 bytes as the DC sends them) read the way AD writes a GUID, the first
+// three fields little-endian, so that its String is the form AD's own
+// tools print (Get-ADUser, ldbsearch, samba-tool). A DirSync link keys
+// the copy, the feed and the deletion guard on it.
+func ObjectGUID(raw []byte) (uuid.UUID, error) {
+	if len(raw) != 16 {
+		return uuid.Nil, fmt.Errorf("objectGUID of %d bytes, want 16", len(raw))
+	}
+	var g uuid.UUID
+	copy(g[:], raw)
+	g[0], g[1], g[2], g[3] = raw[3], raw[2], raw[1], raw[0]
+	g[4], g[5] = raw[5], raw[4]
+	g[6], g[7] = raw[7], raw[6]
+	return g, nil
 }
 
 // rangeOption parses an attribute description's ";range=lo-hi" option.

@@ -2,10 +2,8 @@ package ldapadapter_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,14 +14,11 @@ import (
 
 	"github.com/replink/replink"
 	"github.com/replink/replink/fsm"
+	"github.com/replink/replink/internal/realtarget"
 	"github.com/replink/replink/internal/sambatest"
 	"github.com/replink/replink/ldapadapter"
 	"github.com/replink/replink/store"
 )
-
-// compared are the attributes a DirSync copy is checked on, against an
-// administrator's search of the DC.
-var compared = []string{"cn", "name", "description", "member", "sAMAccountName", "distinguishedName", "objectClass"}
 
 // dirSyncRig is a Samba AD DC and a DirSync link of its domain into a
 // real store.
@@ -51,69 +46,11 @@ func (r *dirSyncRig) open() {
 	r.link = newLink(r.t, cfg, nil)
 }
 
-// diff compares the copy with the DC by objectGUID.
-func (r *dirSyncRig) diff(ctx context.Context) error {
-	want, err := r.srv.Snapshot(ctx, sambatest.BaseDN, compared)
-	if err != nil {
-		return err
-	}
-	ids, err := r.copy.Known(ctx)
-	if err != nil {
-		return err
-	}
-	var problems []string
-	held := map[uuid.UUID]bool{}
-	for _, id := range ids {
-		held[id] = true
-		e, err := r.copy.Entry(ctx, id)
-		if err != nil {
-			return err
-		}
-		if e == nil { // deleted by the running link since Known listed it
-			problems = append(problems, fmt.Sprintf("%s went while the copy was read", id))
-			continue
-		}
-		w, ok := want[id]
-		if !ok {
-			problems = append(problems, fmt.Sprintf("copy holds %s (%s), the DC does not", id, e.DN))
-			continue
-		}
-		for _, name := range compared {
-			got := slices.Clone(e.GetEqualFoldAttributeValues(name))
-			slices.Sort(got)
-			var exp []string
-			for k, v := range w {
-				if strings.EqualFold(k, name) {
-					exp = v
-				}
-			}
-			if !slices.Equal(got, exp) {
-				problems = append(problems, fmt.Sprintf("%s %s: %s is %q, the DC has %q", id, e.DN, name, got, exp))
-			}
-		}
-		if dn := w["distinguishedName"]; len(dn) == 1 && !strings.EqualFold(dn[0], e.DN) {
-			problems = append(problems, fmt.Sprintf("%s: DN %s, the DC has %s", id, e.DN, dn[0]))
-		}
-	}
-	for id, w := range want {
-		if !held[id] {
-			problems = append(problems, fmt.Sprintf("copy lacks %s %v", id, w["distinguishedName"]))
-		}
-	}
-	if len(problems) > 0 {
-		if len(problems) > 10 {
-			problems = append(problems[:10], fmt.Sprintf("and %d more", len(problems)-10))
-		}
-		return fmt.Errorf("%d differences:\n%s", len(problems), strings.Join(problems, "\n"))
-	}
-	return nil
-}
-
 func (r *dirSyncRig) inSync(ctx context.Context, within time.Duration) {
 	r.t.Helper()
 	var err error
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if err = r.diff(ctx); err == nil {
+		if err = realtarget.SambaDiff(ctx, r.srv, r.copy); err == nil {
 			return
 		}
 	}

@@ -136,3 +136,29 @@ func TestDirSyncCookieDSA(t *testing.T) {
 	_, ok = cookieDSA([]byte("not a DirSync cookie"))
 	require.False(t, ok, "an unknown format says nothing")
 }
+
+// objectGUID reads as AD prints it: the first three fields little-endian,
+// the last two as sent (the daemon test checks the form against
+// samba-tool's own output).
+func TestObjectGUID(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+		want string
+	}{
+		{"mixed endian", []byte{0x9d, 0x5d, 0xe9, 0x8b, 0x74, 0xa6, 0x33, 0x4a, 0x90, 0xdb, 0x38, 0x2f, 0x65, 0x0a, 0x20, 0x11}, "8be95d9d-a674-4a33-90db-382f650a2011"},
+		{"counting", []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, "03020100-0504-0706-0809-0a0b0c0d0e0f"},
+		{"short", []byte{1, 2, 3}, ""},
+		{"long", make([]byte, 17), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := ObjectGUID(tc.raw)
+			if tc.want == "" {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, g.String())
+		})
+	}
+}

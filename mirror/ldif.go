@@ -10,11 +10,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/replink/replink/ldapadapter"
 )
 
 // WriteLDIF writes entries as LDIF in a canonical order, so that two
 // copies diff cleanly: entries by DN, attributes by name, values sorted
-// (replink dump, and /links/NAME/ldif). It sorts entries in place.
+// (replink dump, and /links/NAME/ldif). An Active Directory objectGUID is
+// written in its usual string form. It sorts entries in place.
 func WriteLDIF(w io.Writer, entries []*ldap.Entry) error {
 	slices.SortFunc(entries, func(a, b *ldap.Entry) int { return strings.Compare(strings.ToLower(a.DN), strings.ToLower(b.DN)) })
 	bw := bufio.NewWriter(w)
@@ -30,7 +33,11 @@ func WriteLDIF(w io.Writer, entries []*ldap.Entry) error {
 		for _, a := range attrs {
 			vals := slices.Clone(a.Values)
 			slices.Sort(vals)
+			guid := strings.EqualFold(a.Name, "objectGUID")
 			for _, v := range vals {
+				if g, err := ldapadapter.ObjectGUID([]byte(v)); guid && err == nil {
+					v = g.String() // as AD's tools print it, not base64
+				}
 				writeLine(bw, a.Name, v)
 			}
 		}

@@ -418,6 +418,8 @@ func (s *source) link(field string, rl rawLink) *mirror.LinkConfig {
 		}
 		m.Mode = mode
 	}
+	dur("dirsync-poll", &l.DirSyncPoll)
+	l.DirSyncObjectSecurity = boolean("dirsync-object-security")
 	dur("refresh-interval", &m.RefreshInterval)
 	dur("connect-timeout", &m.ConnectTimeout)
 	dur("keepalive", &m.KeepaliveInterval)

@@ -36,7 +36,7 @@ func newFlagConfig(fs *flag.FlagSet) *flagConfig {
 				f.raw[k] = r
 				return nil
 			})
-		case "start-tls", "sasl-external", "allow-cleartext-password":
+		case "start-tls", "sasl-external", "allow-cleartext-password", "dirsync-object-security":
 			fs.BoolFunc(k, st.help(), func(v string) error { f.raw[k] = rawValue{text: v}; return nil })
 		default:
 			fs.Func(k, st.help(), func(v string) error { f.raw[k] = rawValue{text: v}; return nil })

@@ -38,6 +38,8 @@ var linkSettings = []setting{
 	{"log-base", []string{"LogBase"}, "", "delta-syncrepl: follow the provider's accesslog database at this DN (cn=accesslog), applying each write as it was made; falls back to a refresh when the log cannot be followed"},
 	{"log-filter", []string{"LogFilter"}, "", "delta-syncrepl: a filter the log records must also match"},
 	{"mode", []string{"Mode"}, "refreshAndPersist", "refreshAndPersist or refreshOnly (RFC 4533), or dirsync (Active Directory's DirSync, docs/providers.md)"},
+	{"dirsync-poll", []string{"DirSyncPoll"}, "30s", "dirsync: run a round this often even without a change notification (Samba notifies no deletion: this bounds how late one arrives)"},
+	{"dirsync-object-security", []string{"DirSyncObjectSecurity"}, "false", "dirsync: return only what the bind identity may read, instead of needing the \"Replicating Directory Changes\" right"},
 	{"refresh-interval", []string{"RefreshInterval"}, "1m", "refreshOnly: the wait between refreshes"},
 	{"connect-timeout", []string{"ConnectTimeout"}, "10s", "bound on dial, TLS and bind together"},
 	{"keepalive", []string{"KeepaliveInterval"}, "30s", "probe after this much silence; off turns keepalive off"},

@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
+
+	"github.com/replink/replink/ldapadapter"
 )
 
 // The DirSync facts replink's Active Directory transport builds on, each
@@ -47,7 +49,7 @@ func (r round) byGUID(t *testing.T) map[uuid.UUID]*ldap.Entry {
 	t.Helper()
 	m := map[uuid.UUID]*ldap.Entry{}
 	for _, e := range r.entries {
-		g, err := uuid.FromBytes(e.GetRawAttributeValue("objectGUID"))
+		g, err := ldapadapter.ObjectGUID(e.GetRawAttributeValue("objectGUID"))
 		if err != nil {
 			t.Fatalf("%s: objectGUID: %v", e.DN, err)
 		}
@@ -74,6 +76,13 @@ func must[T any](t *testing.T) func(T, error) T {
 		return v
 	}
 }
+
+// neverReturned are attributes an administrator's plain search returns on
+// a user that DirSync never returns: the RDN attribute and the DN, the
+// DC's own bookkeeping (USNs, whenChanged) and the attributes each DC
+// keeps for itself (logon counts and times, bad password counts).
+var neverReturned = []string{"cn", "distinguishedName", "whenChanged", "uSNChanged", "uSNCreated",
+	"badPwdCount", "badPasswordTime", "lastLogon", "lastLogoff", "logonCount"}
 
 func TestDirSyncFacts(t *testing.T) {
 	s := Start(t)
@@ -114,6 +123,51 @@ func TestDirSyncFacts(t *testing.T) {
 		}
 		t.Logf("initial round: %d objects (%d live), cookie %d bytes", len(got), len(want), len(r.cookie))
 		cookie = r.cookie
+	})
+
+	// What an administrator reads of a user, and what DirSync's initial
+	// round gives of the same user: the difference is what a DirSync copy
+	// never holds.
+	t.Run("attributes DirSync never returns", func(t *testing.T) {
+		r := must[round](t)(dirSync(c, 0, nil))
+		got := r.byGUID(t)[carolGUID]
+		if got == nil {
+			t.Fatal("carol not in the initial round")
+		}
+		res := must[*ldap.SearchResult](t)(c.Search(ldap.NewSearchRequest(carol, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+			"(objectClass=*)", []string{"*", "+"}, nil)))
+		names := func(e *ldap.Entry) map[string]bool {
+			m := map[string]bool{}
+			for _, a := range e.Attributes {
+				m[strings.ToLower(a.Name)] = true
+			}
+			return m
+		}
+		plain, ds := names(res.Entries[0]), names(got)
+		var missing, extra []string
+		for name := range plain {
+			if !ds[name] {
+				missing = append(missing, name)
+			}
+		}
+		for name := range ds {
+			if !plain[name] {
+				extra = append(extra, name)
+			}
+		}
+		sort.Strings(missing)
+		sort.Strings(extra)
+		t.Logf("of the %d attributes an administrator reads on a user, DirSync's round lacks %v and adds %v", len(plain), missing, extra)
+		for _, name := range neverReturned {
+			if !slices.Contains(missing, strings.ToLower(name)) {
+				t.Errorf("DirSync returned %s", name)
+			}
+		}
+		for _, name := range []string{"ntsecuritydescriptor", "parentguid"} {
+			if !slices.Contains(extra, name) {
+				t.Errorf("DirSync did not add %s", name)
+			}
+		}
 	})
 
 	t.Run("a round without changes is empty", func(t *testing.T) {
@@ -350,7 +404,7 @@ func TestDirSyncFacts(t *testing.T) {
 			defer close(notified)
 			for resp.Next() {
 				if e := resp.Entry(); e != nil {
-					g, _ := uuid.FromBytes(e.GetRawAttributeValue("objectGUID"))
+					g, _ := ldapadapter.ObjectGUID(e.GetRawAttributeValue("objectGUID"))
 					notified <- g
 				}
 			}

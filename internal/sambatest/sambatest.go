@@ -25,6 +25,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/replink/replink/internal/slapdtest"
+	"github.com/replink/replink/ldapadapter"
 )
 
 const (
@@ -322,16 +323,22 @@ func parentDN(dn string) string {
 // GrantGetChanges gives userDN "Replicating Directory Changes" on the
 // domain root, the right DirSync needs without the object-security flag.
 func (s *Server) GrantGetChanges(userDN string) error {
+	_, err := s.Tool("dsacl", "set", "--objectdn="+BaseDN, "--trusteedn="+userDN, "--car=get-changes", "--action=allow")
+	return err
+}
+
+// Tool runs samba-tool args against the running DC as the administrator
+// and returns its output: Samba's own view, to check replink's against.
+func (s *Server) Tool(args ...string) (string, error) {
 	_, tool := Binaries()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, tool, "dsacl", "set", "-s", s.conf(),
-		"-H", "ldap://"+s.Netns.IP(), "-U", Domain+`\Administrator%`+AdminPW,
-		"--objectdn="+BaseDN, "--trusteedn="+userDN, "--car=get-changes", "--action=allow")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("samba-tool dsacl set: %v: %s", err, out)
+	args = append(args, "-s", s.conf(), "-H", "ldap://"+s.Netns.IP(), "-U", Domain+`\Administrator%`+AdminPW)
+	out, err := exec.CommandContext(ctx, tool, args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("samba-tool %s: %v: %s", args[0], err, out)
 	}
-	return nil
+	return string(out), nil
 }
 
 // Entry is what a mirror holds for one object: attribute → sorted values.
@@ -363,7 +370,7 @@ func (s *Server) Snapshot(ctx context.Context, base string, attrs []string) (map
 	}
 	out := make(map[uuid.UUID]Entry, len(res.Entries))
 	for _, e := range res.Entries {
-		g, err := uuid.FromBytes(e.GetRawAttributeValue("objectGUID"))
+		g, err := ldapadapter.ObjectGUID(e.GetRawAttributeValue("objectGUID"))
 		if err != nil {
 			return nil, fmt.Errorf("%s: objectGUID: %w", e.DN, err)
 		}
@@ -393,7 +400,7 @@ func (s *Server) GUID(dn string) (uuid.UUID, error) {
 		if len(res.Entries) != 1 {
 			return fmt.Errorf("%s: %d entries", dn, len(res.Entries))
 		}
-		g, err = uuid.FromBytes(res.Entries[0].GetRawAttributeValue("objectGUID"))
+		g, err = ldapadapter.ObjectGUID(res.Entries[0].GetRawAttributeValue("objectGUID"))
 		return err
 	})
 	return g, err
