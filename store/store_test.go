@@ -9,6 +9,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/replink/replink/ldapadapter"
 	"github.com/replink/replink/store"
@@ -97,6 +98,7 @@ func TestBatches(t *testing.T) {
 	for i := range 1050 {
 		require.NoError(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=u"+string(rune('a'+i%26))+string(rune('0'+i/26%10))+string(rune('0'+i/260)), nil)))
 	}
+	require.NoError(t, l.Wait(), "the last full batch commits in the background")
 	require.EqualValues(t, 10, l.Commits())
 	cookie, err := l.Load()
 	require.NoError(t, err)
@@ -158,7 +160,9 @@ func TestFailedCommitRefusesCookie(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, db.Close()) // every transaction fails from now on
 	require.NoError(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=x", nil)))
-	require.Error(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=y", nil)))
+	// The batch is full: it commits in the background, where it fails.
+	require.NoError(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=y", nil)))
+	require.ErrorIs(t, l.Wait(), bolterrors.ErrDatabaseNotOpen)
 	require.ErrorIs(t, l.Save([]byte("c9")), store.ErrCommitFailed)
 }
 
@@ -302,6 +306,7 @@ func TestWriteAheadPrecedesEveryCommit(t *testing.T) {
 			var calls []int64 // Commits() when the hook ran
 			l.WriteAhead(func() error { calls = append(calls, l.Commits()); return nil })
 			require.NoError(t, tc.commit(t, l))
+			require.NoError(t, l.Wait())
 			require.Equal(t, []int64{1}, calls, "the hook runs once, before the commit")
 			require.EqualValues(t, 2, l.Commits())
 
