@@ -70,11 +70,22 @@ func (l *Link) Apply(_ context.Context, c ldapadapter.Change) error {
 		return err
 	}
 	l.pending = append(l.pending, c)
-	if len(l.pending) >= l.db.opts.BatchSize {
-		return l.launchLocked()
+	switch n := len(l.pending); {
+	case n < l.db.opts.BatchSize:
+		return nil
+	case n < flightGrowth*l.db.opts.BatchSize && l.flight != nil && !l.flight.landed():
+		return nil // the store is behind: a bigger batch costs it less per change
 	}
-	return nil
+	return l.launchLocked()
 }
+
+// flightGrowth bounds how far the pending batch grows while a flight is in
+// the air, in batches. Commits slower than decoding then take fewer, larger
+// transactions: bbolt rewrites each leaf page a transaction touches, and
+// during a refresh in entryUUID order most batches touch most leaves of
+// the DN index, so ten batches in one write each such page once, not ten
+// times.
+const flightGrowth = 10
 
 // A flight is a full batch committed by a goroutine of its own, so that
 // during a refresh the link decodes the next batch while bbolt writes and
@@ -133,15 +144,21 @@ func (l *Link) Wait() error {
 	return nil
 }
 
+// landed reports whether the flight's commit has returned.
+func (f *flight) landed() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // landedLocked reports the failure of a flight that has landed, without
 // waiting for one still in the air.
 func (l *Link) landedLocked() error {
-	if f := l.flight; f != nil {
-		select {
-		case <-f.done:
-		default:
-			return nil
-		}
+	if f := l.flight; f != nil && !f.landed() {
+		return nil
 	}
 	return l.waitLocked()
 }
