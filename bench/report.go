@@ -219,28 +219,36 @@ func (r *report) refreshMarkdown() string {
 	w("One refresh of ou=people (%d inetOrgPerson entries of about 200 bytes) from one slapd, best of %d. Each row names the identity it binds as, and its limit is `ldapsearch -E sync=ro` reading the same refresh with nothing to do, bound as that same identity:\n\n", s.entries, s.trials)
 	w("* **%s**: slapd evaluates an ACL for every entry and is itself the bottleneck, so these figures say how close a consumer comes to a slow provider;\n", asReplicator)
 	w("* **%s**: slapd evaluates no ACL and is not the bottleneck, so these figures are the consumer's own limit. Its trials alternate with ldapsearch's.\n\n", asRootDN)
-	if s.entries > bigRefresh {
+	switch {
+	case s.entries > bigRefresh:
 		w("Above %d entries only the rows against the fast provider run.\n\n", bigRefresh)
+	case s.identity != "both":
+		w("Only the rows bound as the %s ran (`-identity %s`).\n\n", s.identity, s.identity)
 	}
-	w("| consumer | identity | time | entries/s | of the limit | peak heap (per entry) | how |\n|---|---|---|---|---|---|---|\n")
+	w("| consumer | identity | time | entries/s | of the limit | peak heap (per entry) | peak live heap (per entry) | how |\n|---|---|---|---|---|---|---|---|\n")
 	var names []string
 	var rates []float64
 	for _, row := range r.refresh {
 		if row.took == 0 {
-			w("| %s | %s | – | – | – | – | %s |\n", row.name, row.identity, row.note)
+			w("| %s | %s | – | – | – | – | – | %s |\n", row.name, row.identity, row.note)
 			continue
 		}
 		rate := float64(n) / row.took.Seconds()
 		limit := r.refresh[row.vs].took
-		heap := "–"
-		if row.peakHeap > 0 {
-			heap = fmt.Sprintf("%.1f MiB (%.0f B)", float64(row.peakHeap)/(1<<20), float64(row.peakHeap)/float64(n))
-		}
-		w("| %s | %s | %v | %.0f | %.0f %% | %s | %s |\n", row.name, row.identity, row.took.Round(time.Millisecond), rate, 100*limit.Seconds()/row.took.Seconds(), heap, row.command)
+		w("| %s | %s | %v | %.0f | %.0f %% | %s | %s | %s |\n", row.name, row.identity, row.took.Round(time.Millisecond), rate, 100*limit.Seconds()/row.took.Seconds(),
+			perEntry(row.peakHeap, n), perEntry(row.peakLive, n), row.command)
 		names = append(names, shortName(row.name))
 		rates = append(rates, rate)
 	}
-	w("\nThe daemon's peak heap is the largest heap any of its garbage collections began with (GODEBUG=gctrace=1, in MiB), over all trials. Reproduce: `go run ./bench \"initial refresh\"` prints this section alone; `go run ./bench -entries N -trials T \"initial refresh\"` at another size.\n")
+	w("\nThe daemon's peak heap is the largest heap any of its garbage collections began with, its peak live heap the most any of them found alive (GODEBUG=gctrace=1, whole MiB), over all trials: with GOGC=100 the first is up to twice the second. Reproduce: `go run ./bench \"initial refresh\"` prints this section alone; `go run ./bench -entries N -trials T \"initial refresh\"` at another size; `-identity rootdn` or `-identity replicator` runs the rows of one identity alone.\n")
 	w("\n```mermaid\nxychart-beta\n    title \"Initial refresh, entries per second (higher is better)\"\n    x-axis [%s]\n    y-axis \"entries/s\"\n    bar [%s]\n```\n\n", quoted(names), floats(rates))
 	return b.String()
+}
+
+// perEntry is a heap size and its share per entry, or – when not measured.
+func perEntry(bytes uint64, entries int) string {
+	if bytes == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f MiB (%.0f B)", float64(bytes)/(1<<20), float64(bytes)/float64(entries))
 }
