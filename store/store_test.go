@@ -4,12 +4,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	bolterrors "go.etcd.io/bbolt/errors"
+	"go.uber.org/goleak"
 
 	"github.com/replink/replink/ldapadapter"
 	"github.com/replink/replink/store"
@@ -364,4 +366,40 @@ func TestEntryAt(t *testing.T) {
 		require.Equal(t, tc.ok, ok, tc.dn)
 		require.Equal(t, tc.want, id, tc.dn)
 	}
+}
+
+// A full batch is committed in the background: while its commit runs the
+// link takes more changes without waiting, up to ten batches, which then
+// go as one transaction. No goroutine outlives the file.
+func TestBatchCommitsWhileTheNextFills(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	release := make(chan struct{})
+	var calls atomic.Int32
+	db, err := store.Open(filepath.Join(t.TempDir(), "r.db"), &store.Options{BatchSize: 10, BeforeCommit: func() error {
+		if calls.Add(1) == 2 { // the second commit: the first full batch
+			<-release
+		}
+		return nil
+	}})
+	require.NoError(t, err)
+	l, err := db.Link("a", people)
+	require.NoError(t, err)
+	require.NoError(t, l.Save([]byte("c0"))) // BeforeCommit's first call
+	apply := func(n int) {
+		for range n {
+			require.NoError(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=x,ou=people,dc=example,dc=com", nil)))
+		}
+	}
+	apply(10) // full: its commit starts, and blocks in BeforeCommit
+	apply(89) // taken while it is blocked (a wait here would never end)
+	require.EqualValues(t, 1, l.Commits(), "only the cookie's commit so far")
+	close(release)
+	require.NoError(t, l.Wait())
+	require.EqualValues(t, 2, l.Commits())
+	require.EqualValues(t, 10, l.Committed())
+	apply(1) // 90 pending, no commit in the air: they go
+	require.NoError(t, l.Wait())
+	require.EqualValues(t, 3, l.Commits(), "the grown batch is one transaction")
+	require.EqualValues(t, 100, l.Committed())
+	require.NoError(t, db.Close())
 }
