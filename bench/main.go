@@ -22,9 +22,10 @@ import (
 // settings size a run.
 type settings struct {
 	quick        bool
-	entries      int // initial refresh
-	trials       int // refresh trials (best is kept)
-	faultTrials  int // detection trials per fault
+	entries      int    // initial refresh
+	identity     string // initial refresh: the rows of rootdn, replicator or both
+	trials       int    // refresh trials (best is kept)
+	faultTrials  int    // detection trials per fault
 	window       time.Duration
 	adds         int // persist latency
 	links        int // many links
@@ -39,6 +40,9 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func main() {
 	out := flag.String("o", "docs/benchmarks.md", "report file")
 	quick := flag.Bool("quick", false, "a short run (under a minute)")
+	entries := flag.Int("entries", 0, "entries of the initial refresh (default 50,000; 3,000 with -quick)")
+	trials := flag.Int("trials", 0, "refresh trials, the best kept (default 3; 1 with -quick)")
+	identity := flag.String("identity", "both", "initial refresh: the rows bound as the rootdn (the fast provider), as the replicator (the ACL-evaluating one), or both")
 	flag.Parse()
 	s := settings{quick: *quick, entries: 50000, trials: 3, faultTrials: 10, window: 20 * time.Second, adds: 1000, links: 10000, idle: 20 * time.Second}
 	s.deltaEntries, s.deltaModifies = 100, 2000
@@ -46,6 +50,17 @@ func main() {
 		s = settings{quick: true, entries: 3000, trials: 1, faultTrials: 1, window: 3 * time.Second, adds: 200, links: 100, idle: 3 * time.Second,
 			deltaEntries: 20, deltaModifies: 200}
 	}
+	if *entries > 0 {
+		s.entries = *entries
+	}
+	if *trials > 0 {
+		s.trials = *trials
+	}
+	if *identity != "both" && *identity != "rootdn" && *identity != "replicator" {
+		fmt.Fprintln(os.Stderr, "bench: -identity: want rootdn, replicator or both")
+		os.Exit(2)
+	}
+	s.identity = *identity
 	only := flag.Arg(0) // a section name runs that section alone (for development)
 	if slapdtest.Binary() == "" {
 		fmt.Fprintln(os.Stderr, "bench: slapd is not installed (apt-get install slapd ldap-utils)")

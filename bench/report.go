@@ -33,27 +33,7 @@ func (r *report) markdown() string {
 	w("Measured on %s, %d cores, %s, %s; %s, %s. Every figure below comes from this one run of `make bench`, which starts its own slapd servers on loopback ports; ratios compare figures of the same run, never of different runs.\n\n",
 		hostname(), runtime.NumCPU(), runtime.Version(), s.slapdVersion, mode, r.took.Round(time.Second))
 
-	limit := r.refresh[0].took
-	w("## Initial refresh of %d entries\n\n", s.entries+1)
-	w("One refresh of ou=people (%d inetOrgPerson entries of about 200 bytes) from one slapd, best of %d; the limit is `ldapsearch -E sync=ro` reading the same refresh with nothing to do, bound as the same identity: cn=replicator (read access through an ACL) unless the row says the rootdn (no ACL evaluation, so slapd is not the bottleneck).\n\n", s.entries, s.trials)
-	w("| consumer | time | entries/s | of the limit | how |\n|---|---|---|---|---|\n")
-	var names []string
-	var rates []float64
-	for _, row := range r.refresh {
-		if row.took == 0 {
-			w("| %s | – | – | – | %s |\n", row.name, row.note)
-			continue
-		}
-		rate := float64(s.entries+1) / row.took.Seconds()
-		limit := limit
-		if row.vs > 0 {
-			limit = r.refresh[row.vs].took
-		}
-		w("| %s | %v | %.0f | %.0f %% | %s |\n", row.name, row.took.Round(time.Millisecond), rate, 100*limit.Seconds()/row.took.Seconds(), row.command)
-		names = append(names, shortName(row.name))
-		rates = append(rates, rate)
-	}
-	w("\n```mermaid\nxychart-beta\n    title \"Initial refresh, entries per second (higher is better)\"\n    x-axis [%s]\n    y-axis \"entries/s\"\n    bar [%s]\n```\n\n", quoted(names), floats(rates))
+	b.WriteString(r.refreshMarkdown())
 
 	w("## Detection and recovery\n\n")
 	w("Each fault %d times (fewer where a consumer never recovers). replink runs with keepalive 1 s + 1 s and backoff from 500 ms; *detected* is the time from the fault to the link's loss transition, *change arrives* the time from the fault until an entry written at the provider after it (after the restart, for a crash or a stop) reaches the handler. The OpenLDAP consumer (`syncrepl ... type=refreshAndPersist retry=\"1 +\"`) behind the same proxy is observed the only way it can be: by when that entry is readable on it. Figures are min / median / max.\n\n", s.faultTrials)
@@ -137,8 +117,10 @@ func shortName(s string) string {
 	s = strings.ReplaceAll(s, "replink, handler that does nothing", "replink no-op")
 	s = strings.ReplaceAll(s, "replink into the ", "replink ")
 	s = strings.ReplaceAll(s, " SyncreplConsumer", "")
-	s = strings.ReplaceAll(s, "replink, HandlerFunc that counts, as the rootdn", "replink counting, rootdn")
+	s = strings.ReplaceAll(s, "replink, HandlerFunc that counts", "replink counting, rootdn")
 	s = strings.ReplaceAll(s, "ldapsearch -E sync=ro as the rootdn", "ldapsearch, rootdn")
+	s = strings.ReplaceAll(s, "replink run into bbolt: the refresh", "replink run, refresh")
+	s = strings.ReplaceAll(s, "replink run into bbolt: start to Persisting", "replink run, to Persisting")
 	return s
 }
 
@@ -209,6 +191,8 @@ func kib(n int64) string { return fmt.Sprintf("%.1f KiB", float64(n)/1024) }
 // of that section alone.
 func (r *report) sectionMarkdown(name string) string {
 	switch name {
+	case "initial refresh":
+		return r.refreshMarkdown()
 	case "many links":
 		return r.linksMarkdown()
 	case "delta":
@@ -253,4 +237,51 @@ func (r *report) linksMarkdown() string {
 	w("Meanwhile, in this process: up to %d goroutines waiting for a core at once (sampled every 10 ms), scheduling latency p99 %v and max %v, %d goroutines created, %d GC cycles using %.2f s of CPU.\n\n",
 		l.maxRunnable, l.sched.latP99, l.sched.latMax, l.sched.created, l.sched.gcCycles, l.sched.gcCPU)
 	return b.String()
+}
+
+// refreshMarkdown is the initial refresh section.
+func (r *report) refreshMarkdown() string {
+	if len(r.refresh) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	s := r.settings
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	n := s.entries + 1
+	w("## Initial refresh of %d entries\n\n", n)
+	w("One refresh of ou=people (%d inetOrgPerson entries of about 200 bytes) from one slapd, best of %d. Each row names the identity it binds as, and its limit is `ldapsearch -E sync=ro` reading the same refresh with nothing to do, bound as that same identity:\n\n", s.entries, s.trials)
+	w("* **%s**: slapd evaluates an ACL for every entry and is itself the bottleneck, so these figures say how close a consumer comes to a slow provider;\n", asReplicator)
+	w("* **%s**: slapd evaluates no ACL and is not the bottleneck, so these figures are the consumer's own limit. Its trials alternate with ldapsearch's.\n\n", asRootDN)
+	switch {
+	case s.entries > bigRefresh:
+		w("Above %d entries only the rows against the fast provider run.\n\n", bigRefresh)
+	case s.identity != "both":
+		w("Only the rows bound as the %s ran (`-identity %s`).\n\n", s.identity, s.identity)
+	}
+	w("| consumer | identity | time | entries/s | of the limit | peak heap (per entry) | peak live heap (per entry) | how |\n|---|---|---|---|---|---|---|---|\n")
+	var names []string
+	var rates []float64
+	for _, row := range r.refresh {
+		if row.took == 0 {
+			w("| %s | %s | – | – | – | – | – | %s |\n", row.name, row.identity, row.note)
+			continue
+		}
+		rate := float64(n) / row.took.Seconds()
+		limit := r.refresh[row.vs].took
+		w("| %s | %s | %v | %.0f | %.0f %% | %s | %s | %s |\n", row.name, row.identity, row.took.Round(time.Millisecond), rate, 100*limit.Seconds()/row.took.Seconds(),
+			perEntry(row.peakHeap, n), perEntry(row.peakLive, n), row.command)
+		names = append(names, shortName(row.name))
+		rates = append(rates, rate)
+	}
+	w("\nThe daemon's peak heap is the largest heap any of its garbage collections began with, its peak live heap the most any of them found alive (GODEBUG=gctrace=1, whole MiB), over all trials: with GOGC=100 the first is up to twice the second. Reproduce: `go run ./bench \"initial refresh\"` prints this section alone; `go run ./bench -entries N -trials T \"initial refresh\"` at another size; `-identity rootdn` or `-identity replicator` runs the rows of one identity alone.\n")
+	w("\n```mermaid\nxychart-beta\n    title \"Initial refresh, entries per second (higher is better)\"\n    x-axis [%s]\n    y-axis \"entries/s\"\n    bar [%s]\n```\n\n", quoted(names), floats(rates))
+	return b.String()
+}
+
+// perEntry is a heap size and its share per entry, or – when not measured.
+func perEntry(bytes uint64, entries int) string {
+	if bytes == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f MiB (%.0f B)", float64(bytes)/(1<<20), float64(bytes)/float64(entries))
 }

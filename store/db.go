@@ -33,6 +33,10 @@ type Options struct {
 	// ReadOnly opens the file for reading only (dump, status of a file in
 	// use elsewhere is not possible: bbolt locks it).
 	ReadOnly bool
+	// BeforeCommit, if set, is called before every transaction a Link
+	// commits, in the goroutine that commits it; an error fails the
+	// commit as bbolt's own would. Crash tests put their crash point here.
+	BeforeCommit func() error
 }
 
 // DB is one store file.
@@ -80,9 +84,19 @@ func Open(path string, opts *Options) (*DB, error) {
 // Path is the file's path.
 func (d *DB) Path() string { return d.path }
 
-// Close closes the file. Changes not yet committed are lost, as in a
-// crash; the adapter saves a cookie (and so commits) when a link stops.
-func (d *DB) Close() error { return d.bolt.Close() }
+// Close closes the file, once the batches its links were committing have
+// landed. Changes not yet committed are lost, as in a crash; the adapter
+// saves a cookie (and so commits) when a link stops.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	for _, l := range d.links {
+		l.mu.Lock()
+		l.waitLocked() // a failure is the next session's to see; there is none
+		l.mu.Unlock()
+	}
+	d.mu.Unlock()
+	return d.bolt.Close()
+}
 
 // Link returns the copy of link name, creating it on first use. It is
 // refused with a *MismatchError if the copy was made from other content.

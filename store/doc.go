@@ -10,6 +10,13 @@
 // a committed cookie that never claims more than the committed data holds,
 // and a refresh of 50,000 entries costs tens of commits, not 50,000.
 //
+// A full batch is committed by a goroutine of its own while the link
+// decodes the next one, so a refresh uses a second core; while that commit
+// runs, the next batch may grow to ten batches and go as one transaction.
+// At most one such commit is in flight and every other commit waits for
+// it, so the file is always the result of a prefix of the same
+// transactions, in order; its failure fails the next Apply or Save.
+//
 // Whatever must hold every change the store holds (the daemon's change
 // feed) hooks in with [Link.WriteAhead]: it runs before each commit, and a
 // commit whose hook fails does not happen.

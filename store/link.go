@@ -29,6 +29,8 @@ type Link struct {
 	writeAhead func() error         // called before every commit; nil for none
 	mark       []byte               // committed with the changes (WriteAheadMarked)
 	checkpoint bool                 // commit even with nothing pending (Checkpoint)
+	flight     *flight              // a full batch being committed in the background
+	spare      []ldapadapter.Change // the last flight's array, for the next batch
 
 	commits atomic.Int64 // transactions committed (each one fsyncs)
 	applied atomic.Int64 // changes committed
@@ -55,18 +57,166 @@ func (l *Link) WriteAhead(fn func() error) {
 // Name is the link's name.
 func (l *Link) Name() string { return string(l.name) }
 
-// Apply queues c; it is committed with the next batch or cookie.
+// Apply queues c; it is committed with the next batch or cookie. A full
+// batch is committed in the background while the next one fills (see
+// flight); a commit that failed there fails the Apply after it.
 func (l *Link) Apply(_ context.Context, c ldapadapter.Change) error {
 	if c.Op == ldapadapter.Upsert && c.Entry == nil {
 		return fmt.Errorf("store: upsert of %q without an entry", c.DN)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.landedLocked(); err != nil {
+		return err
+	}
 	l.pending = append(l.pending, c)
-	if len(l.pending) >= l.db.opts.BatchSize {
-		return l.commitLocked(nil, false)
+	switch n := len(l.pending); {
+	case n < l.db.opts.BatchSize:
+		return nil
+	case n < flightGrowth*l.db.opts.BatchSize && l.flight != nil && !l.flight.landed():
+		return nil // the store is behind: a bigger batch costs it less per change
+	}
+	return l.launchLocked()
+}
+
+// flightGrowth bounds how far the pending batch grows while a flight is in
+// the air, in batches. Commits slower than decoding then take fewer, larger
+// transactions: bbolt rewrites each leaf page a transaction touches, and
+// during a refresh in entryUUID order most batches touch most leaves of
+// the DN index, so ten batches in one write each such page once, not ten
+// times.
+const flightGrowth = 10
+
+// A flight is a full batch committed by a goroutine of its own, so that
+// during a refresh the link decodes the next batch while bbolt writes and
+// fsyncs the last one: the two take turns on one core otherwise.
+//
+// It changes nothing of what a crash can leave: there is at most one
+// flight, every other commit (a cookie, Known, Checkpoint, Load) waits for
+// it first, so the transactions reach the file in the order and with the
+// contents they had when each waited for the last, and a file is always
+// the result of a prefix of them. The write-ahead hook still runs before
+// the batch leaves (so the feed holds every change the flight commits, and
+// its mark is that of the batch), and a flight that failed fails the next
+// Apply or Save as a failed commit did: the cookie never claims it.
+type flight struct {
+	batch []ldapadapter.Change
+	done  chan struct{} // closed when the commit returned
+	err   error
+}
+
+// launchLocked hands the pending batch to a flight, after the previous
+// flight has landed.
+func (l *Link) launchLocked() error {
+	if err := l.waitLocked(); err != nil {
+		return err
+	}
+	if err := l.beforeCommitLocked(); err != nil {
+		return err
+	}
+	f := &flight{batch: l.pending, done: make(chan struct{})}
+	l.pending, l.spare = l.spare, nil
+	l.flight = f
+	commit := l.commitTx(f.batch, l.mark, nil, false)
+	go func() {
+		defer close(f.done)
+		f.err = l.update(commit)
+		if f.err == nil {
+			l.commits.Add(1)
+			l.applied.Add(int64(len(f.batch)))
+		}
+	}()
+	return nil
+}
+
+// Wait returns once the batch being committed in the background, if any,
+// has landed, with the failure of that commit or of an earlier one since
+// the last Load.
+func (l *Link) Wait() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.waitLocked(); err != nil {
+		return err
+	}
+	if l.failed != nil {
+		return fmt.Errorf("%w: %w", ErrCommitFailed, l.failed)
 	}
 	return nil
+}
+
+// landed reports whether the flight's commit has returned.
+func (f *flight) landed() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// landedLocked reports the failure of a flight that has landed, without
+// waiting for one still in the air.
+func (l *Link) landedLocked() error {
+	if f := l.flight; f != nil && !f.landed() {
+		return nil
+	}
+	return l.waitLocked()
+}
+
+// waitLocked waits for the flight in the air, if any. Its failure drops
+// what is pending and fails every commit until the next Load, as a
+// failed commit does.
+func (l *Link) waitLocked() error {
+	f := l.flight
+	if f == nil {
+		return nil
+	}
+	<-f.done
+	l.flight = nil
+	clear(f.batch) // drop the entries' references
+	l.spare = f.batch[:0]
+	if f.err != nil {
+		clear(l.pending)
+		l.pending = l.pending[:0]
+		l.failed = f.err
+		return fmt.Errorf("store %s, link %s: commit: %w", l.db.path, l.name, f.err)
+	}
+	return nil
+}
+
+// beforeCommitLocked checks, before a commit, that the link may commit
+// and that the path still names the open file (DB.Check), and runs the
+// write-ahead hook. On failure the pending changes are dropped and the
+// link refuses cookies until the next Load.
+func (l *Link) beforeCommitLocked() error {
+	if l.failed != nil {
+		clear(l.pending)
+		l.pending = l.pending[:0]
+		return fmt.Errorf("%w: %w", ErrCommitFailed, l.failed)
+	}
+	err := l.db.Check() // a commit to a file removed or replaced is lost at exit
+	if err == nil && l.writeAhead != nil {
+		if err = l.writeAhead(); err != nil {
+			err = fmt.Errorf("%w: %w", ErrWriteAhead, err)
+		}
+	}
+	if err != nil {
+		clear(l.pending)
+		l.pending = l.pending[:0]
+		l.failed = err
+		return fmt.Errorf("store %s, link %s: commit: %w", l.db.path, l.name, err)
+	}
+	return nil
+}
+
+// update runs one commit, after the DB's BeforeCommit hook.
+func (l *Link) update(fn func(*bolt.Tx) error) error {
+	if h := l.db.opts.BeforeCommit; h != nil {
+		if err := h(); err != nil {
+			return err
+		}
+	}
+	return l.db.bolt.Update(fn)
 }
 
 // Known commits what is pending, then lists the link's entries.
@@ -97,6 +247,7 @@ func (l *Link) Known(context.Context) ([]uuid.UUID, error) {
 func (l *Link) Entry(_ context.Context, id uuid.UUID) (*ldap.Entry, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.waitLocked() // a failure is kept for the next commit; the file holds what it holds
 	for i := len(l.pending) - 1; i >= 0; i-- {
 		if c := &l.pending[i]; c.UUID == id {
 			return c.Entry, nil // nil after a pending Delete
@@ -131,6 +282,7 @@ var _ ldapadapter.EntryReader = (*Link)(nil)
 func (l *Link) Load() ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.waitLocked() // nothing of the last session commits after this
 	l.failed = nil
 	clear(l.pending)
 	l.pending = l.pending[:0]
@@ -151,6 +303,9 @@ func (l *Link) Load() ([]byte, error) {
 func (l *Link) Save(cookie []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.waitLocked(); err != nil {
+		return fmt.Errorf("%w: %w", ErrCommitFailed, err)
+	}
 	if l.failed != nil {
 		return fmt.Errorf("%w: %w", ErrCommitFailed, l.failed)
 	}
@@ -165,26 +320,20 @@ func (*Link) CommitsWithChanges() {}
 var _ ldapadapter.TransactionalCookieStore = (*Link)(nil)
 
 // commitLocked writes the pending changes, and the cookie if setCookie, in
-// one transaction, after checking that the path still names the open file
-// (DB.Check). On failure the pending changes are dropped and the link
-// refuses cookies until the next Load.
+// one transaction, once the flight in the air has landed. On failure the
+// pending changes are dropped and the link refuses cookies until the next
+// Load.
 func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
+	if err := l.waitLocked(); err != nil {
+		return err
+	}
 	if len(l.pending) == 0 && !setCookie && !l.checkpoint {
 		return nil
 	}
-	if l.failed != nil {
-		l.pending = l.pending[:0]
-		return fmt.Errorf("%w: %w", ErrCommitFailed, l.failed)
+	if err := l.beforeCommitLocked(); err != nil {
+		return err
 	}
-	err := l.db.Check() // a commit to a file removed or replaced is lost at exit
-	if err == nil && l.writeAhead != nil {
-		if err = l.writeAhead(); err != nil {
-			err = fmt.Errorf("%w: %w", ErrWriteAhead, err)
-		}
-	}
-	if err == nil {
-		err = l.db.bolt.Update(l.commitTx(cookie, setCookie))
-	}
+	err := l.update(l.commitTx(l.pending, l.mark, cookie, setCookie))
 	done := len(l.pending)
 	clear(l.pending) // drop the entries' references
 	l.pending = l.pending[:0]
@@ -197,14 +346,14 @@ func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
 	return nil
 }
 
-// commitTx is the transaction that writes the pending changes, and the
-// cookie if setCookie.
-func (l *Link) commitTx(cookie []byte, setCookie bool) func(*bolt.Tx) error {
+// commitTx is the transaction that writes batch and the write-ahead mark,
+// and the cookie if setCookie.
+func (l *Link) commitTx(batch []ldapadapter.Change, mark, cookie []byte, setCookie bool) func(*bolt.Tx) error {
 	return func(tx *bolt.Tx) error {
 		b := l.bucket(tx)
 		n := count(b)
-		for i := range l.pending {
-			d, err := apply(b, &l.pending[i])
+		for i := range batch {
+			d, err := apply(b, &batch[i])
 			if err != nil {
 				return err
 			}
@@ -213,8 +362,8 @@ func (l *Link) commitTx(cookie []byte, setCookie bool) func(*bolt.Tx) error {
 		if err := b.Put(keyCount, binary.AppendUvarint(nil, uint64(n))); err != nil {
 			return err
 		}
-		if l.mark != nil {
-			if err := b.Put(keyMark, l.mark); err != nil {
+		if mark != nil {
+			if err := b.Put(keyMark, mark); err != nil {
 				return err
 			}
 		}
@@ -222,7 +371,7 @@ func (l *Link) commitTx(cookie []byte, setCookie bool) func(*bolt.Tx) error {
 		case !setCookie:
 			// Changes the cookie does not cover: until a cookie that does
 			// is saved with them, the stored one is not to be used.
-			if len(l.pending) == 0 {
+			if len(batch) == 0 {
 				return nil
 			}
 			return b.Put(keyUncovered, []byte{1})

@@ -25,7 +25,7 @@ func (l *Link) WriteAheadMarked(fn func() (mark []byte, err error)) {
 	}
 	l.writeAhead = func() error {
 		m, err := fn()
-		l.mark = m // read by commitTx under the same lock
+		l.mark = m // taken by the commit it precedes, under the same lock
 		return err
 	}
 }

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	bolterrors "go.etcd.io/bbolt/errors"
+	"go.uber.org/goleak"
 
 	"github.com/replink/replink/ldapadapter"
 	"github.com/replink/replink/store"
@@ -88,7 +91,9 @@ func TestChangesAndCookieCommitTogether(t *testing.T) {
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 }
 
-// A refresh of many entries costs a commit per batch, not one per change.
+// A refresh of many entries costs a commit per batch at most, not one per
+// change: fewer when a batch is still being committed as the next one
+// fills, which then grows (up to ten batches) instead of waiting.
 func TestBatches(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "r.db"), 100)
 	defer db.Close()
@@ -97,7 +102,12 @@ func TestBatches(t *testing.T) {
 	for i := range 1050 {
 		require.NoError(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=u"+string(rune('a'+i%26))+string(rune('0'+i/26%10))+string(rune('0'+i/260)), nil)))
 	}
-	require.EqualValues(t, 10, l.Commits())
+	require.NoError(t, l.Wait(), "the last full batch commits in the background")
+	commits, committed := l.Commits(), l.Committed()
+	require.GreaterOrEqual(t, commits, int64(1))
+	require.LessOrEqual(t, commits, int64(10))
+	require.GreaterOrEqual(t, committed, 100*commits, "no batch commits before it is full")
+	require.Greater(t, committed, int64(1050-1000), "what is left pending is less than ten batches")
 	cookie, err := l.Load()
 	require.NoError(t, err)
 	require.Nil(t, cookie, "changes committed past the cookie: a restart must reload in full")
@@ -105,10 +115,13 @@ func TestBatches(t *testing.T) {
 	cookie, err = l.Load()
 	require.NoError(t, err)
 	require.Equal(t, "end", string(cookie), "a cookie saved with them covers them again")
-	require.EqualValues(t, 11, l.Commits())
-	// Load began a new session: the 50 changes still pending were dropped
+	require.Equal(t, commits+1, l.Commits())
+	// Load began a new session: the changes still pending were dropped
 	// (no cookie covers them; the provider sends them again).
-	require.EqualValues(t, 1000, l.Committed())
+	require.Equal(t, committed, l.Committed())
+	n, err := l.Len()
+	require.NoError(t, err)
+	require.EqualValues(t, committed, n)
 }
 
 func TestContentIsBound(t *testing.T) {
@@ -158,7 +171,9 @@ func TestFailedCommitRefusesCookie(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, db.Close()) // every transaction fails from now on
 	require.NoError(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=x", nil)))
-	require.Error(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=y", nil)))
+	// The batch is full: it commits in the background, where it fails.
+	require.NoError(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=y", nil)))
+	require.ErrorIs(t, l.Wait(), bolterrors.ErrDatabaseNotOpen)
 	require.ErrorIs(t, l.Save([]byte("c9")), store.ErrCommitFailed)
 }
 
@@ -302,6 +317,7 @@ func TestWriteAheadPrecedesEveryCommit(t *testing.T) {
 			var calls []int64 // Commits() when the hook ran
 			l.WriteAhead(func() error { calls = append(calls, l.Commits()); return nil })
 			require.NoError(t, tc.commit(t, l))
+			require.NoError(t, l.Wait())
 			require.Equal(t, []int64{1}, calls, "the hook runs once, before the commit")
 			require.EqualValues(t, 2, l.Commits())
 
@@ -350,4 +366,40 @@ func TestEntryAt(t *testing.T) {
 		require.Equal(t, tc.ok, ok, tc.dn)
 		require.Equal(t, tc.want, id, tc.dn)
 	}
+}
+
+// A full batch is committed in the background: while its commit runs the
+// link takes more changes without waiting, up to ten batches, which then
+// go as one transaction. No goroutine outlives the file.
+func TestBatchCommitsWhileTheNextFills(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	release := make(chan struct{})
+	var calls atomic.Int32
+	db, err := store.Open(filepath.Join(t.TempDir(), "r.db"), &store.Options{BatchSize: 10, BeforeCommit: func() error {
+		if calls.Add(1) == 2 { // the second commit: the first full batch
+			<-release
+		}
+		return nil
+	}})
+	require.NoError(t, err)
+	l, err := db.Link("a", people)
+	require.NoError(t, err)
+	require.NoError(t, l.Save([]byte("c0"))) // BeforeCommit's first call
+	apply := func(n int) {
+		for range n {
+			require.NoError(t, l.Apply(t.Context(), upsert(uuid.New(), "uid=x,ou=people,dc=example,dc=com", nil)))
+		}
+	}
+	apply(10) // full: its commit starts, and blocks in BeforeCommit
+	apply(89) // taken while it is blocked (a wait here would never end)
+	require.EqualValues(t, 1, l.Commits(), "only the cookie's commit so far")
+	close(release)
+	require.NoError(t, l.Wait())
+	require.EqualValues(t, 2, l.Commits())
+	require.EqualValues(t, 10, l.Committed())
+	apply(1) // 90 pending, no commit in the air: they go
+	require.NoError(t, l.Wait())
+	require.EqualValues(t, 3, l.Commits(), "the grown batch is one transaction")
+	require.EqualValues(t, 100, l.Committed())
+	require.NoError(t, db.Close())
 }

@@ -159,31 +159,24 @@ var (
 	_ ldapadapter.TransactionalCookieStore = tracing{}
 )
 
-// newHandler is the daemon's handler (mirror.NewHandler) with the crash
-// layer's store-commit boundary after its write-ahead hook (the feed's
-// Sync), before every store commit.
-func newHandler(st *store.Link, fw *feed.Writer, f *faults, trace func(string, ...any)) tracing {
-	h := mirror.NewHandler(st, crashFeed{Writer: fw, f: f, trace: trace}, nil)
-	return tracing{Handler: h, trace: trace}
+// newHandler is the daemon's handler (mirror.NewHandler) on the feed;
+// the crash layer's store-commit boundary is the store's BeforeCommit
+// (commitBoundary), in the goroutine that commits: a full batch commits in
+// the background while the link goes on writing the feed, and a crash may
+// fall on it there.
+func newHandler(st *store.Link, fw *feed.Writer, trace func(string, ...any)) tracing {
+	return tracing{Handler: mirror.NewHandler(st, fw, nil), trace: trace}
 }
 
-// crashFeed is the daemon's feed with the crash layer's store-commit
-// boundary right after the write-ahead sync that comes before every store
-// commit.
-type crashFeed struct {
-	*feed.Writer
-	f     *faults
-	trace func(string, ...any)
-}
-
-func (c crashFeed) SyncMark(link string) ([]byte, error) {
-	m, err := c.Writer.SyncMark(link)
-	if err != nil {
-		return nil, err
+// commitBoundary is the store's BeforeCommit: the crash layer's
+// store-commit boundary, after the write-ahead sync that comes before
+// every store commit.
+func commitBoundary(f *faults, trace func(string, ...any)) func() error {
+	return func() error {
+		if !f.boundary(crashStoreCommit) {
+			trace("    store commit: crash")
+			return ErrCrashed
+		}
+		return nil
 	}
-	if !c.f.boundary(crashStoreCommit) {
-		c.trace("    store commit: crash")
-		return nil, ErrCrashed
-	}
-	return m, nil
 }

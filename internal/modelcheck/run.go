@@ -142,7 +142,7 @@ func (d *driver) provider() wiresim.Provider {
 // start is a new consumer process: the store file and the feed reopened,
 // a new link.
 func (d *driver) start() error {
-	db, err := store.Open(d.dbPath, &store.Options{BatchSize: d.setup.BatchSize})
+	db, err := store.Open(d.dbPath, &store.Options{BatchSize: d.setup.BatchSize, BeforeCommit: commitBoundary(d.fl, d.tracef)})
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func (d *driver) start() error {
 		return err
 	}
 	d.db, d.sl, d.feed = db, sl, fw
-	d.h = newHandler(sl, fw, d.fl, d.tracef)
+	d.h = newHandler(sl, fw, d.tracef)
 	mc := fsm.DefaultConfig()
 	mc.Mode = replink.RefreshAndPersist
 	if !d.persist {

@@ -234,7 +234,7 @@ moduleload syncprov
 pidfile %s/slapd.pid
 loglevel none
 `+logdb+`database mdb
-maxsize 104857600
+maxsize %d
 suffix "%s"
 rootdn "%s"
 rootpw %s
@@ -247,7 +247,7 @@ access to * by dn.exact="%s" read by * none
 overlay syncprov
 syncprov-checkpoint 100 10
 syncprov-sessionlog 1000
-`+accesslog, s.Dir, BaseDN, AdminDN, AdminPW, db, ReplicatorDN, ReplicatorDN, s.Syncrepl)
+`+accesslog, s.Dir, max(100<<20, s.People<<12), BaseDN, AdminDN, AdminPW, db, ReplicatorDN, ReplicatorDN, s.Syncrepl)
 	if s.TLS != nil {
 		conf = s.TLS.conf() + conf
 	}
