@@ -184,6 +184,13 @@ func (c *conn) connect() {
 	// without the deletion of anything under the old base.
 	res, err := lc.Search(baseRequest(c.cfg.BaseDN))
 	if err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) && c.tap.failure() == nil && c.ctx.Err() == nil && c.followedBase() {
+			_, cause := classify("base "+c.cfg.BaseDN, err)
+			var re *ResultError
+			errors.As(cause, &re)
+			c.sink.Post(replink.ConnectFailed, fmt.Errorf("%w: %w", ErrBaseGone, re))
+			return
+		}
 		c.failConnect("base "+c.cfg.BaseDN, err)
 		return
 	}
@@ -203,6 +210,19 @@ func (c *conn) connect() {
 	}
 	c.sink.Post(replink.Connected, nil)
 	t.arm()
+}
+
+// followedBase says whether this link has followed its base before: it
+// learnt the base entry in this process, or holds a cookie for it. Its base
+// missing is then a moment in the provider's life (a base replaced by a
+// delete and an add, a restore under way), not a mistake in the
+// configuration.
+func (c *conn) followedBase() bool {
+	if c.st.knownBase(c.digest) != uuid.Nil {
+		return true
+	}
+	cookie, err := c.cfg.Cookies.Load()
+	return err == nil && len(cookie) > 0
 }
 
 // locateBase is the base entry's UUID when the provider hides it: as an

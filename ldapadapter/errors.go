@@ -36,6 +36,13 @@ func (e *HandlerError) Unwrap() []error { return []error{ErrHandler, e.Err} }
 // answered and said no (invalid credentials, no such base DN).
 var ErrRefused = errors.New("refused by provider")
 
+// ErrBaseGone is wrapped by the cause of connect-failed when the search
+// base is missing on a provider the link has followed it on before: the
+// base is being replaced, or the provider restored, so the link polls with
+// backoff instead of waiting for an admin. A base the link never saw is a
+// configuration error, refused (ErrRefused) as before.
+var ErrBaseGone = errors.New("search base missing on the provider")
+
 // ErrUntrusted is wrapped by the cause of connect-refused when the
 // provider's certificate does not verify (unknown authority, wrong name,
 // expired); the cause also wraps the *tls.CertificateVerificationError.

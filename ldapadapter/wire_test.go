@@ -297,24 +297,18 @@ func TestWireHandlerErrorIsAnException(t *testing.T) {
 
 func TestWireRefusals(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		op   int // 0 bind, 3 base check
-		code int64
+		name   string
+		op     int // 0 bind, 3 base check
+		code   int64
+		cookie string // stored before the start: the link has followed its base
 	}{
-		{"invalid credentials", 0, 49},
-		{"no such base", 3, 32},
+		{"invalid credentials", 0, 49, ""},
+		{"no such base", 3, 32, ""},
+		{"invalid credentials, base followed before", 0, 49, "rid=000,csn=1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				a, err := ldapadapter.New(ldapadapter.Config{
-					URL: "ldap://peer.invalid", BaseDN: "dc=t", BindDN: "cn=r,dc=t", Password: "pw", AllowCleartextPassword: true, Handler: ldapadapter.NewMemoryStore(), Logger: discard,
-					DialContext: refusingPeer(tc.op, tc.code),
-				})
-				require.NoError(t, err)
-				m, err := fsm.New(fsm.DefaultConfig(), a, fsm.WithLogger(discard))
-				require.NoError(t, err)
-				defer m.Close()
-				require.NoError(t, m.Start(t.Context()))
+				m := startRefusing(t, tc.op, tc.code, tc.cookie)
 				tr := waitState(t, m, replink.Failed, time.Second)
 				require.Equal(t, replink.ConnectRefused, tr.Event)
 				require.ErrorIs(t, tr.Cause, ldapadapter.ErrRefused)
@@ -326,4 +320,56 @@ func TestWireRefusals(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A base that vanishes under a link that has followed it (a base replaced
+// by a delete and an add, a provider being restored) is a moment, not a
+// configuration error: the link polls with backoff until it is back,
+// where a link that never saw its base waits for an admin. Found by
+// TestSoak: the daemon's reconnect fell between the delete and the add of
+// a replaced base and stayed Failed for good.
+func TestWireBaseGoneIsRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := startRefusing(t, 3, 32, "rid=000,csn=1")
+		tr := waitState(t, m, replink.Polling, time.Second)
+		require.Equal(t, replink.ConnectFailed, tr.Event)
+		require.ErrorIs(t, tr.Cause, ldapadapter.ErrBaseGone)
+		require.NotErrorIs(t, tr.Cause, ldapadapter.ErrRefused)
+		var re *ldapadapter.ResultError
+		require.ErrorAs(t, tr.Cause, &re)
+		require.EqualValues(t, 32, re.Code)
+		retried := 0
+		for _, h := range m.History() {
+			if h.Event == replink.RetryTimer {
+				retried++
+			}
+		}
+		time.Sleep(time.Minute)
+		for _, h := range m.History() {
+			if h.Event == replink.RetryTimer {
+				retried--
+			}
+		}
+		require.Negative(t, retried, "polled again within a minute")
+		require.NotEqual(t, replink.Failed, m.State())
+	})
+}
+
+// startRefusing starts a link whose provider answers the operation op
+// with code; a non-empty cookie is stored first.
+func startRefusing(t *testing.T, op int, code int64, cookie string) *fsm.Machine {
+	cfg := ldapadapter.Config{
+		URL: "ldap://peer.invalid", BaseDN: "dc=t", BindDN: "cn=r,dc=t", Password: "pw", AllowCleartextPassword: true, Handler: ldapadapter.NewMemoryStore(), Logger: discard,
+		DialContext: refusingPeer(op, code),
+	}
+	if cookie != "" {
+		withCookie(t, &ldapadapter.MemoryCookieStore{}, cookie)(&cfg)
+	}
+	a, err := ldapadapter.New(cfg)
+	require.NoError(t, err)
+	m, err := fsm.New(fsm.DefaultConfig(), a, fsm.WithLogger(discard))
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	require.NoError(t, m.Start(t.Context()))
+	return m
 }
