@@ -54,6 +54,17 @@ func TestScenariosAgainst389ds(t *testing.T) {
 	runScenarios(t, realtarget.DS389, false)
 }
 
+// workSlack is how much longer than the link's own bound a real provider
+// may take over a bind or a refresh on a loaded 2-core machine. A Samba
+// DC's DirSync round took up to 3.2 s there (make test beside benchmarks),
+// slapd's and 389-ds's refreshes stay within 2 s.
+func workSlack(kind realtarget.Kind) time.Duration {
+	if kind == realtarget.Samba {
+		return 5 * time.Second
+	}
+	return 2 * time.Second
+}
+
 func runScenarios(t *testing.T, kind realtarget.Kind, delta bool) {
 	files, err := filepath.Glob("../testdata/conformance/*.txt")
 	require.NoError(t, err)
@@ -75,7 +86,7 @@ func runScenarios(t *testing.T, kind realtarget.Kind, delta bool) {
 			}
 			res, err := conformance.Run(t.Context(), s, target, conformance.Options{
 				Slack:     250 * time.Millisecond,
-				WorkSlack: 2 * time.Second, // a bind or a refresh on a loaded 2-core machine
+				WorkSlack: workSlack(kind),
 				MaxQuiet:  realTimeQuiet,
 				MachineOptions: []fsm.Option{
 					fsm.WithName(name),
