@@ -75,6 +75,12 @@ type conn struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // connect, session and probe goroutines
+	// listed: a session on this connection listed the content before
+	// its refresh (audit.go); the sessions after it need not, since a
+	// provider that restarts ends the connection. The sessions of a
+	// connection run one after another, and
+	// only they touch it.
+	listed bool
 
 	mu         sync.Mutex
 	closed     bool

@@ -82,6 +82,10 @@ type session struct {
 	// reloadHint asks the provider for a refresh rather than
 	// e-syncRefreshRequired when the cookie is too old (RFC 4533 §2.2).
 	reloadHint bool
+	// listing is the content's UUIDs as listed before a refresh from a
+	// cookie, against which the refresh's deletions are checked (audit.go);
+	// nil when not listed.
+	listing contentListing
 }
 
 // run streams the search and returns the event that ended it, or 0.
@@ -93,6 +97,17 @@ func (s *session) run(ctx context.Context, t *tap) (replink.Event, error) {
 	}
 	if err != nil {
 		return replink.Exception, err
+	}
+	if len(cookie) > 0 && !s.c.dialect.changesOnly && !s.c.listed {
+		// See audit.go: a delete phase may lack what a provider crash
+		// lost. Once per connection: a provider that restarts ends it.
+		s.c.listed = true
+		if s.listing, err = s.c.listContent(ctx); err != nil {
+			if ctx.Err() != nil {
+				return 0, nil
+			}
+			s.c.cfg.Logger.Warn("cannot list the content before the refresh: its deletions are taken on the provider's word", "base", s.c.cfg.BaseDN, "err", err)
+		}
 	}
 	mode := ldap.SyncRequestModeRefreshAndPersist
 	if s.req.Mode == replink.RefreshOnly {
@@ -452,11 +467,17 @@ func (s *session) syncDone(ctx context.Context, ctl *ldap.ControlSyncDone, mode 
 // never misses a deletion. A prune happens only after a complete present
 // phase, or at the end of a reload, which names everything.
 func (s *session) endRefresh(ctx context.Context, cookie []byte, present bool) error {
-	if (present || s.reload) && !s.pruned {
+	switch {
+	case (present || s.reload) && !s.pruned:
 		if err := s.collectUnseen(ctx); err != nil {
 			return err
 		}
+	case s.listing != nil && !s.pruned && !s.reload && !s.refreshd:
+		if err := s.audit(ctx); err != nil {
+			return err
+		}
 	}
+	s.listing = nil
 	if err := s.applyDeferred(ctx); err != nil {
 		return err
 	}

@@ -82,6 +82,9 @@ type soak struct {
 	libDB   *store.DB
 	libCopy *flaky
 
+	trace   *soakTrace
+	binLogs []string // the logs of the binary's processes before this one
+
 	writes   atomic.Int64
 	survived map[string]int
 	worst    time.Duration
@@ -92,13 +95,16 @@ type soak struct {
 type flaky struct {
 	*store.Link
 	failNext atomic.Bool
+	trace    *soakTrace
 }
 
 func (f *flaky) Apply(ctx context.Context, c ldapadapter.Change) error {
-	if f.failNext.CompareAndSwap(true, false) {
-		return errors.New("disk full (injected)")
+	err := errors.New("disk full (injected)")
+	if !f.failNext.CompareAndSwap(true, false) {
+		err = f.Link.Apply(ctx, c)
 	}
-	return f.Link.Apply(ctx, c)
+	f.traceApply(c, err)
+	return err
 }
 
 // recoveryBound is how long a consumer may take to be Persisting again once
@@ -107,7 +113,7 @@ func (f *flaky) Apply(ctx context.Context, c ldapadapter.Change) error {
 const recoveryBound = 15 * time.Second
 
 func newSoak(t *testing.T, seed uint64) *soak {
-	s := &soak{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), dir: t.TempDir(), keep: "1s", survived: map[string]int{}}
+	s := &soak{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), dir: t.TempDir(), keep: "1s", survived: map[string]int{}, trace: newSoakTrace()}
 	var opts []func(*slapdtest.Server)
 	if os.Geteuid() == 0 {
 		s.ns = slapdtest.NewNetns(t)
@@ -127,7 +133,7 @@ func newSoak(t *testing.T, seed uint64) *soak {
 	t.Cleanup(func() { db.Close() })
 	sl, err := db.Link("lib", store.Content{BaseDN: slapdtest.PeopleDN, Scope: "sub", Filter: "(objectClass=*)"})
 	require.NoError(t, err)
-	s.libDB, s.libCopy = db, &flaky{Link: sl}
+	s.libDB, s.libCopy = db, &flaky{Link: sl, trace: s.trace}
 	lib, err := ldapadapter.NewLink(s.libConfig(time.Second), fsm.WithLogger(quietLog()))
 	require.NoError(t, err)
 	t.Cleanup(func() { lib.Close() })
@@ -210,6 +216,7 @@ func (s *soak) faults() []soakFault {
 }
 
 func (s *soak) restartBinary() {
+	s.binLogs = append(s.binLogs, s.bin.log())
 	s.bin = start(s.t, "--config", s.cfg)
 }
 
@@ -240,10 +247,12 @@ func (s *soak) run(d time.Duration) {
 			}
 		}
 		for _, f := range picked {
+			s.trace.add('F', "on: %s", f.name)
 			f.on()
 		}
 		time.Sleep(time.Duration(300+s.rng.IntN(2700)) * time.Millisecond)
 		for i := len(picked) - 1; i >= 0; i-- {
+			s.trace.add('F', "off: %s", picked[i].name)
 			picked[i].off()
 		}
 		names := make([]string, len(picked))
@@ -275,7 +284,11 @@ func (s *soak) waitPersisting(after string) {
 	replaced := strings.Contains(after, "base replaced")
 	for !ok() {
 		if replaced && s.bin.status()[0].HeldDeletions != nil {
-			require.Equal(s.t, http.StatusOK, s.bin.post("/links/soak/approve-deletions"))
+			// 409 is "no deletions are held": the status was read just
+			// before the last approval's refresh took them. A refusal of
+			// any other kind leaves the link Failed, which the bound
+			// below reports.
+			require.Contains(s.t, []int{http.StatusOK, http.StatusConflict}, s.bin.post("/links/soak/approve-deletions"))
 		}
 		if replaced && s.lib.HeldDeletions() != nil {
 			if err := s.lib.ApproveDeletions(context.Background()); err != nil && !errors.Is(err, ldapadapter.ErrNothingHeld) {
@@ -288,6 +301,7 @@ func (s *soak) waitPersisting(after string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	s.trace.add('F', "both Persisting after %s", after)
 	if took := time.Since(start); took > s.worst {
 		s.worst, s.worstAt = took, after
 	}
@@ -315,6 +329,12 @@ func (s *soak) converged() {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Logf("the life of each differing entry (W writer, F faults, L the library link's store calls):%s", s.trace.explain(err.Error()))
+	s.t.Logf("library link history: %v", s.lib.History())
+	s.t.Logf("binary warnings and errors, every process:\n%s", warnings(append(s.binLogs, s.bin.log())))
+	if w := s.trace.dump(os.Getenv("REPLINK_SOAK_TRACE"), append(s.binLogs, s.bin.log())); w != "" {
+		s.t.Log(w)
 	}
 	s.t.Fatalf("copies differ from the provider after the schedule: %v", err)
 }
@@ -344,6 +364,20 @@ func (s *soak) report() {
 	s.t.Logf("soak: %d faults survived (%s); %d changes written and replicated to both copies; worst recovery %v (after %s) against a bound of %v; binary metrics since its last start: %s",
 		total, strings.Join(names, ", "), s.writes.Load(), s.worst.Round(time.Millisecond), s.worstAt, recoveryBound, metricLine(metrics, "replink_link_reconnects_total"))
 	require.LessOrEqual(s.t, s.worst, 2*recoveryBound)
+}
+
+// warnings are the lines of the binary's logs above info.
+func warnings(logs []string) string {
+	var b strings.Builder
+	for i, l := range logs {
+		fmt.Fprintf(&b, "process %d:\n", i+1)
+		for _, line := range strings.Split(l, "\n") {
+			if !strings.Contains(line, `"level":"INFO"`) && line != "" {
+				b.WriteString(line + "\n")
+			}
+		}
+	}
+	return b.String()
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -412,11 +446,13 @@ func (s *soak) writer(ctx context.Context, seed uint64) {
 			}
 		}
 		var err error
+		var what string
 		i := rng.IntN(max(1, len(people)))
 		switch op := rng.IntN(100); {
 		case op < 40 || len(people) == 0:
 			dn := fmt.Sprintf("uid=w%d-%d,%s", rng.Uint32(), k, slapdtest.PeopleDN)
 			err = c.Add(person(dn))
+			what = fmt.Sprintf("add %q", dn)
 			if err == nil {
 				people = append(people, dn)
 			}
@@ -424,9 +460,12 @@ func (s *soak) writer(ctx context.Context, seed uint64) {
 			req := ldap.NewModifyRequest(people[i], nil)
 			req.Replace("description", []string{fmt.Sprintf("changed %d", k)})
 			err = c.Modify(req)
+			what = fmt.Sprintf("modify %q", people[i])
 		case op < 80:
 			rdn := fmt.Sprintf("uid=r%d-%d", rng.Uint32(), k)
 			err = c.ModifyDN(ldap.NewModifyDNRequest(people[i], rdn, true, ""))
+			_, parent, _ := strings.Cut(people[i], ",")
+			what = fmt.Sprintf("rename %q -> %q", people[i], rdn+","+parent)
 			people = slices.Delete(people, i, i+1)
 		case op < 90:
 			parent := staffDN
@@ -435,11 +474,14 @@ func (s *soak) writer(ctx context.Context, seed uint64) {
 			}
 			rdn, _, _ := strings.Cut(people[i], ",")
 			err = c.ModifyDN(ldap.NewModifyDNRequest(people[i], rdn, true, parent))
+			what = fmt.Sprintf("move %q -> %q", people[i], rdn+","+parent)
 			people = slices.Delete(people, i, i+1)
 		default:
 			err = c.Del(ldap.NewDelRequest(people[i], nil))
+			what = fmt.Sprintf("delete %q", people[i])
 			people = slices.Delete(people, i, i+1)
 		}
+		s.trace.add('W', "%s: %v", what, err)
 		if err == nil {
 			s.writes.Add(1)
 		} else if !ldap.IsErrorAnyOf(err, ldap.LDAPResultNoSuchObject, ldap.LDAPResultEntryAlreadyExists) {

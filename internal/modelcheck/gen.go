@@ -64,12 +64,20 @@ const (
 	// provider before the consumer came back) fails the feed check. Without
 	// it such phantoms are tolerated (new defect, see the report).
 	FeedPhantoms Feature = "feed-phantoms"
+	// ProviderCrashes: slapd is killed and restarted. Its session log is in
+	// memory: it comes back empty, claiming to cover every cookie from the
+	// contextCSN it last checkpointed, which lags the crash. A cookie
+	// between the two is answered with a delete phase that names none of
+	// the deletions made before the crash (TestSoak found the copy keeping
+	// them; the link now lists the content before such a refresh).
+	ProviderCrashes Feature = "provider-crash"
 )
 
 // AllFeatures is every feature: the default.
 func AllFeatures() []Feature {
 	return []Feature{PersistRefreshPresent, HiddenDSE389, CaseTwins, BinaryValues, StoreBeforeFeed, TornWrite,
-		SpacedBase, BaseReplace, Crashes, RefreshRequired, Dialect389, HiddenBaseID, UncoveredChanges, EarlyPresentCookie, FeedPhantoms}
+		SpacedBase, BaseReplace, Crashes, RefreshRequired, Dialect389, HiddenBaseID, UncoveredChanges, EarlyPresentCookie, FeedPhantoms,
+		ProviderCrashes}
 }
 
 // Features is a set of enabled features.
@@ -132,12 +140,13 @@ func (s Setup) String() string {
 type Kind int
 
 const (
-	Mutate      Kind = iota // the provider's content changes
-	Sync                    // the provider brings the consumer in sync, then the checks run
-	PersistInfo             // a Sync Info message in the persist stage
-	EndSession              // the provider ends the persist stage
-	Crash                   // arm a crash at a store or feed boundary
-	Restart                 // stop the consumer cleanly and start it again
+	Mutate        Kind = iota // the provider's content changes
+	Sync                      // the provider brings the consumer in sync, then the checks run
+	PersistInfo               // a Sync Info message in the persist stage
+	EndSession                // the provider ends the persist stage
+	Crash                     // arm a crash at a store or feed boundary
+	Restart                   // stop the consumer cleanly and start it again
+	ProviderCrash             // the provider is killed and restarted (slapd: its session log lost)
 )
 
 // Mutation ops.
@@ -188,6 +197,8 @@ func (s Step) String() string {
 		return fmt.Sprintf("crash(%s,%d)", crashNames[s.Op], s.K)
 	case Restart:
 		return fmt.Sprintf("restart(persist=%v)", s.Op == 1)
+	case ProviderCrash:
+		return fmt.Sprintf("provider-crash(%d)", s.Seed%1000)
 	}
 	return "?"
 }
@@ -236,6 +247,9 @@ func Generate(seed int64, n int, f Features) (Setup, []Step) {
 			}
 		default:
 			st.Kind, st.Op = Restart, r.IntN(2)
+			if f[ProviderCrashes] && r.IntN(2) == 0 {
+				st.Kind, st.Op = ProviderCrash, 0
+			}
 		}
 		steps = append(steps, st)
 	}

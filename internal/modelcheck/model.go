@@ -95,7 +95,13 @@ type Model struct {
 	// incremental refresh; an older one is answered with 4096 if the
 	// generator wants.
 	Purged int
-	rnd    *rand.Rand
+	// CrashedAt is the change number at slapd's last crash (0: none), and
+	// LogFrom the lower bound its session log claims since: the contextCSN
+	// it had checkpointed, at or before the crash. A cookie in
+	// [LogFrom, CrashedAt) is answered from a log that lost the deletions
+	// up to CrashedAt.
+	CrashedAt, LogFrom int
+	rnd                *rand.Rand
 }
 
 const baseDN = "ou=p,dc=t"

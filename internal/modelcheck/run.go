@@ -130,6 +130,12 @@ func (d *driver) provider() wiresim.Provider {
 	if d.setup.BaseIDShown {
 		p.BaseID = d.m.BaseID
 	}
+	if d.setup.Dialect == Slapd {
+		// A plain search of the content lists it (the link does, before a
+		// refresh from a cookie).
+		ids := slices.Clone(d.m.Order)
+		p.Listing = func() []uuid.UUID { return ids }
+	}
 	if !d.setup.DSEHidden {
 		p.Vendor = "OpenLDAP"
 		if d.setup.Dialect == DS389 {
@@ -260,6 +266,17 @@ func (d *driver) do(s Step) error {
 		d.live = nil
 	case Crash:
 		d.fl.arm(s.Op, s.K, d.f[StoreBeforeFeed])
+	case ProviderCrash:
+		// The connection dies with the provider; it comes back with an
+		// empty session log claiming a checkpoint at or before the crash.
+		if d.live != nil {
+			d.live.Drop()
+			d.live = nil
+		}
+		prev := d.m.CrashedAt
+		d.m.CrashedAt = d.m.CSN
+		d.m.LogFrom = prev + s.rand().IntN(d.m.CSN-prev+1)
+		d.tracef("  provider crash at csn %d, session log claims %d on", d.m.CrashedAt, d.m.LogFrom)
 	case Restart:
 		d.stop()
 		data := d.file.contents()
@@ -493,7 +510,17 @@ func (d *driver) refresh(s *wiresim.Search, r *rand.Rand, mayRefuse bool) bool {
 		}
 	default:
 		style := r.IntN(3) // present phase, delete phase, present then delete
-		if style == 1 {    // every change in order, as slapd's session log has them
+		if m.Dialect == Slapd && n < m.CrashedAt {
+			// After a crash: a cookie older than the log's bound gets a
+			// present phase; a newer one a delete phase from a log that
+			// lost every deletion up to the crash.
+			style = 0
+			if n >= m.LogFrom {
+				style = 1
+				gone = slices.DeleteFunc(gone, func(u uuid.UUID) bool { return m.Deleted[u] <= m.CrashedAt })
+			}
+		}
+		if style == 1 { // every change in order, as slapd's session log has them
 			asSet := r.IntN(2) == 0
 			i, j := 0, 0
 			for i < len(changed) || j < len(gone) {

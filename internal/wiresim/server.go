@@ -29,6 +29,11 @@ type Provider struct {
 	// NsUniqueID, else as entryUUID; zero hides it.
 	BaseID     uuid.UUID
 	NsUniqueID bool
+	// Listing, if set, answers a plain search of the base's subtree or
+	// level (a consumer listing the content's UUIDs) with these entries'
+	// identities; unset, such a search is refused (unwillingToPerform),
+	// as a provider would whose limits forbid it.
+	Listing func() []uuid.UUID
 }
 
 // Search is one sync search a consumer started.
@@ -219,6 +224,19 @@ func (c *conn) search(id int64, pkt, op *ber.Packet) {
 			c.write(Entry(id, "", vals))
 		}
 		c.write(Result(id, 5, 0, ""))
+	case sameDN(base, p.BaseDN) && searchScope(op) != 0:
+		if p.Listing == nil {
+			c.write(Result(id, 5, 53, "unwilling to list the content"))
+			return
+		}
+		for _, u := range p.Listing() {
+			attr := Attr{Name: "entryUUID", Values: [][]byte{[]byte(u.String())}}
+			if p.NsUniqueID {
+				attr = Attr{Name: "nsUniqueId", Values: [][]byte{[]byte(NsUniqueID(u))}}
+			}
+			c.write(Entry(id, "entryUUID="+u.String()+","+p.BaseDN, []Attr{attr}))
+		}
+		c.write(Result(id, 5, 0, ""))
 	case sameDN(base, p.BaseDN):
 		var attrs []Attr
 		switch {
@@ -233,6 +251,15 @@ func (c *conn) search(id int64, pkt, op *ber.Packet) {
 	default:
 		c.write(Result(id, 5, 32, "no such object"))
 	}
+}
+
+// searchScope is a search request's scope (0 base, 1 level, 2 subtree).
+func searchScope(op *ber.Packet) int64 {
+	if len(op.Children) < 2 {
+		return 0
+	}
+	v, _ := op.Children[1].Value.(int64)
+	return v
 }
 
 // sameDN compares two DNs as a directory does for this simulator's names:
