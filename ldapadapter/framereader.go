@@ -32,6 +32,10 @@ type frameReader struct {
 	br   *bufio.Reader // nil between bursts
 	src  source        // what br reads from
 	hdr  [6]byte       // scratch for the header, so it is not allocated per frame
+	// fill is the raw read callback, made once: a closure made per wait
+	// would be two allocations per message.
+	fill    func(fd uintptr) bool
+	fillErr error // what fill's read returned
 }
 
 // source is the reader under a frameReader's buffer: the connection, or,
@@ -93,24 +97,32 @@ func (f *frameReader) next() ([]byte, error) {
 // readiness when a wait begins, so only a read that fails with EAGAIN
 // makes waiting safe.
 func (f *frameReader) await() error {
-	var rerr error
-	err := f.raw.Read(func(fd uintptr) bool {
-		f.take(int(fd))
-		_, rerr = f.br.Peek(1) // one read(2) into the buffer
-		if rerr == syscall.EAGAIN {
-			f.release() // nothing yet: wait holding nothing
-			return false
-		}
-		f.src.fd = -1 // the rest of the burst: through the connection
-		return true
-	})
+	if f.fill == nil {
+		f.fill = f.fillOnce
+	}
+	err := f.raw.Read(f.fill)
+	ferr := f.fillErr
+	f.fillErr = nil
 	if err == nil {
-		err = rerr
+		err = ferr
 	}
 	if err != nil {
 		f.release()
 	}
 	return err
+}
+
+// fillOnce is the callback of await: one read(2) into a buffer taken for
+// it, given back at once if the socket had nothing.
+func (f *frameReader) fillOnce(fd uintptr) bool {
+	f.take(int(fd))
+	_, f.fillErr = f.br.Peek(1) // one read(2) into the buffer
+	if f.fillErr == syscall.EAGAIN {
+		f.release() // nothing yet: wait holding nothing
+		return false
+	}
+	f.src.fd = -1 // the rest of the burst: through the connection
+	return true
 }
 
 // take gets a buffer from the pool, reading from fd (or the connection).
