@@ -48,6 +48,11 @@ type linksResult struct {
 	maxRunnable    int
 	sched          schedStats
 	settleDuration time.Duration
+	// The host's load average over 1 minute when the provider was hung
+	// and once the links had detected: other processes on the same cores
+	// delay the checks as much as this one's own work does.
+	loadAtHang, loadAfter string
+	took                  time.Duration // the whole section, setup included
 }
 
 // linksSection runs s.links persisting links to one slapd in this process,
@@ -55,10 +60,12 @@ type linksResult struct {
 // provider and measures when each link notices: from the hang, and from
 // the last byte that link received, which is what the bound is about.
 // REPLINK_BENCH_TRACE=FILE writes a runtime/trace of the detection.
-func linksSection(ctx context.Context, h *slapdtest.Harness, s settings) linksResult {
+func linksSection(ctx context.Context, h *slapdtest.Harness, s settings) (r linksResult) {
 	raiseFileLimit(2*s.links + 256) // slapd inherits it
+	began := time.Now()
+	defer func() { r.took = time.Since(began) }()
 	srv := slapdtest.Start(h, slapdtest.WithPeople(5))
-	r := linksResult{links: s.links, keepalive: 2 * time.Second, timeout: 2 * time.Second, idleWindow: s.idle}
+	r = linksResult{links: s.links, keepalive: 2 * time.Second, timeout: 2 * time.Second, idleWindow: s.idle}
 	r.bound = r.keepalive + r.timeout
 	heap0, rss0, g0 := footprint()
 	c := ldapadapter.NewConsumer(fsm.WithLogger(quiet))
@@ -130,6 +137,7 @@ func linksSection(ctx context.Context, h *slapdtest.Harness, s settings) linksRe
 	mu.Lock()
 	paused = time.Now()
 	mu.Unlock()
+	r.loadAtHang = loadAverage()
 	srv.Pause()
 	deadline := time.Now().Add(r.bound + 5*time.Second)
 	for time.Now().Before(deadline) {
@@ -142,6 +150,7 @@ func linksSection(ctx context.Context, h *slapdtest.Harness, s settings) linksRe
 		time.Sleep(100 * time.Millisecond)
 	}
 	r.maxRunnable = stopSampling()
+	r.loadAfter = loadAverage()
 	fmt.Fprintln(os.Stderr, "bench: TCP sockets on this host once the links detected the hang:", tcpStates())
 	r.sched = readSched().since(sched0)
 	stopTrace()
@@ -373,4 +382,14 @@ func raiseFileLimit(n int) {
 			fmt.Fprintln(os.Stderr, "bench: cannot raise the open file limit:", err)
 		}
 	}
+}
+
+// loadAverage is the host's load average over the last minute, as
+// /proc/loadavg gives it, or "?" where there is none.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }

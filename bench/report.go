@@ -234,8 +234,9 @@ func (r *report) linksMarkdown() string {
 		w("; %d did not detect it within the bound + 5 s", l.undetected)
 	}
 	w(".\n\n")
-	w("Meanwhile, in this process: up to %d goroutines waiting for a core at once (sampled every 10 ms), scheduling latency p99 %v and max %v, %d goroutines created, %d GC cycles using %.2f s of CPU.\n\n",
-		l.maxRunnable, l.sched.latP99, l.sched.latMax, l.sched.created, l.sched.gcCycles, l.sched.gcCPU)
+	w("Meanwhile, in this process: up to %d goroutines waiting for a core at once (sampled every 10 ms), scheduling latency p99 %v and max %v, %d goroutines created, %d GC cycles using %.2f s of CPU. The host's load average (1 min) was %s at the hang and %s once the links had detected: on 2 cores, other processes' work delays the checks too.\n\n",
+		l.maxRunnable, l.sched.latP99, l.sched.latMax, l.sched.created, l.sched.gcCycles, l.sched.gcCPU, l.loadAtHang, l.loadAfter)
+	w("The section took %v. Profiles of the same run: `REPLINK_BENCH_IDLEPROFILE=idle.prof` (CPU, idle window), `REPLINK_BENCH_CPUPROFILE=detect.prof` or `REPLINK_BENCH_TRACE=detect.trace` (the detection), `REPLINK_BENCH_HEAPPROFILE=heap.prof` (all persisting).\n\n", l.took.Round(time.Second))
 	return b.String()
 }
 

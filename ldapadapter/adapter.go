@@ -130,6 +130,13 @@ func classify(op string, err error) (replink.Event, error) {
 }
 
 func (c *conn) connect() {
+	if g := c.st.connects; g != nil {
+		leave, err := g.enter(c.ctx, c.url)
+		if err != nil {
+			return // given up on: the machine's connect timer or close says why
+		}
+		defer leave()
+	}
 	raw, err := dial(c.ctx, c.cfg, c.url)
 	if err != nil {
 		if c.ctx.Err() == nil {

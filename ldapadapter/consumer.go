@@ -21,15 +21,16 @@ var (
 // Links are added, started, stopped, reconfigured and removed one at a time
 // at run time; the others are never disturbed.
 type Consumer struct {
-	opts  []fsm.Option
-	mu    sync.Mutex
-	links map[string]*Link
+	opts     []fsm.Option
+	connects *connectGates // shared by the links: set-ups per provider at once
+	mu       sync.Mutex
+	links    map[string]*Link
 }
 
 // NewConsumer returns a consumer with no links; opts apply to every link's
 // machine.
 func NewConsumer(opts ...fsm.Option) *Consumer {
-	return &Consumer{opts: opts, links: map[string]*Link{}}
+	return &Consumer{opts: opts, connects: newConnectGates(connectsPerProvider), links: map[string]*Link{}}
 }
 
 // Add creates a stopped link.
@@ -49,6 +50,7 @@ func (c *Consumer) Add(cfg LinkConfig) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("link %q: %w", cfg.Name, err)
 	}
+	l.adapter.Load().state.connects = c.connects // before the link can start
 	c.links[cfg.Name] = l
 	return l, nil
 }

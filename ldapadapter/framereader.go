@@ -3,7 +3,9 @@ package ldapadapter
 import (
 	"bufio"
 	"io"
+	"os"
 	"sync"
+	"syscall"
 )
 
 // burstBufferSize is the read buffer a tap holds while messages flow.
@@ -14,38 +16,120 @@ const burstBufferSize = 64 << 10
 var burstBuffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, burstBufferSize) }}
 
 // frameReader reads whole LDAP messages from a connection with as few read
-// calls as it can, without holding a buffer on an idle link. The first two
-// bytes of a message are read straight from the connection, so a link
-// waiting for the provider blocks there holding nothing; once bytes flow it
-// takes a pooled bufio.Reader for the rest of the burst, and gives it back
-// as soon as the buffer is drained. Errors are those of readFrame: the
+// calls as it can, without holding a buffer on an idle link. Once bytes
+// flow it reads through a pooled bufio.Reader, given back as soon as it is
+// drained. Between bursts it holds nothing: on a plain socket (raw set) it
+// waits for readability in the runtime's poller and, once readable, takes
+// a buffer and fills it with one read(2), so a small message such as a
+// keepalive answer costs that read and the one that found the socket
+// empty; elsewhere (TLS, tests) it reads the first two bytes of the next
+// message straight from the connection. Errors are those of readFrame: the
 // connection's own, unwrapped, with a short read made io.ErrUnexpectedEOF.
 type frameReader struct {
 	conn io.Reader
+	raw  syscall.RawConn // conn's socket, or nil
 	max  int
 	br   *bufio.Reader // nil between bursts
+	src  source        // what br reads from
 	hdr  [6]byte       // scratch for the header, so it is not allocated per frame
+	// fill is the raw read callback, made once: a closure made per wait
+	// would be two allocations per message.
+	fill    func(fd uintptr) bool
+	fillErr error // what fill's read returned
+}
+
+// source is the reader under a frameReader's buffer: the connection, or,
+// inside a raw read callback, the socket's descriptor, read once.
+type source struct {
+	conn io.Reader
+	fd   int // >= 0: read the descriptor directly
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	if s.fd < 0 {
+		return s.conn.Read(p)
+	}
+	for {
+		n, err := syscall.Read(s.fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, err
+		case err != nil:
+			return 0, os.NewSyscallError("read", err)
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
 
 // next reads one message.
 func (f *frameReader) next() ([]byte, error) {
-	if f.br != nil {
+	switch {
+	case f.br == nil && f.raw == nil:
+		if _, err := io.ReadFull(f.conn, f.hdr[:2]); err != nil {
+			return nil, err
+		}
+		f.take(-1)
+	default:
+		if f.br == nil {
+			if err := f.await(); err != nil {
+				return nil, err
+			}
+		}
 		if _, err := io.ReadFull(f.br, f.hdr[:2]); err != nil {
 			f.release()
 			return nil, err
 		}
-	} else {
-		if _, err := io.ReadFull(f.conn, f.hdr[:2]); err != nil {
-			return nil, err
-		}
-		f.br = burstBuffers.Get().(*bufio.Reader)
-		f.br.Reset(f.conn)
 	}
 	frame, err := readFrameRest(f.br, &f.hdr, f.max)
 	if err != nil || f.br.Buffered() == 0 {
 		f.release()
 	}
 	return frame, err
+}
+
+// await waits, holding no buffer, until the socket is readable, then takes
+// a buffer and fills it with one read(2). The read that finds the socket
+// empty cannot be spared: the runtime's poller forgets an earlier
+// readiness when a wait begins, so only a read that fails with EAGAIN
+// makes waiting safe.
+func (f *frameReader) await() error {
+	if f.fill == nil {
+		f.fill = f.fillOnce
+	}
+	err := f.raw.Read(f.fill)
+	ferr := f.fillErr
+	f.fillErr = nil
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		f.release()
+	}
+	return err
+}
+
+// fillOnce is the callback of await: one read(2) into a buffer taken for
+// it, given back at once if the socket had nothing.
+func (f *frameReader) fillOnce(fd uintptr) bool {
+	f.take(int(fd))
+	_, f.fillErr = f.br.Peek(1) // one read(2) into the buffer
+	if f.fillErr == syscall.EAGAIN {
+		f.release() // nothing yet: wait holding nothing
+		return false
+	}
+	f.src.fd = -1 // the rest of the burst: through the connection
+	return true
+}
+
+// take gets a buffer from the pool, reading from fd (or the connection).
+func (f *frameReader) take(fd int) {
+	f.src = source{conn: f.conn, fd: fd}
+	f.br = burstBuffers.Get().(*bufio.Reader)
+	f.br.Reset(&f.src)
 }
 
 // release gives the buffer back, dropping whatever it holds.

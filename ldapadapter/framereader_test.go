@@ -6,9 +6,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // chunked serves data in reads of at most n bytes, as a socket would.
@@ -125,5 +128,105 @@ func TestAppendWhoAmIMatchesEncoder(t *testing.T) {
 		if ok && len(got) != whoAmILen {
 			t.Fatalf("id %#x: %d bytes, want %d", tc.id, len(got), whoAmILen)
 		}
+	}
+}
+
+// tcpPair is a connected pair of loopback TCP sockets.
+func tcpPair(t *testing.T) (client, server *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	s, err := ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// On a plain socket, the frameReader waits for readability holding no
+// buffer and fills one with a single read: every frame comes out whole
+// whatever the writes it was sent in, a frame longer than the buffer
+// included, and the end is io.EOF at a boundary, a reset, or the
+// connection's own error once closed.
+func TestFrameReaderOnSocket(t *testing.T) {
+	big := make([]byte, 100000)
+	big[0], big[1], big[2], big[3], big[4] = 0x30, 0x83, 0x01, 0x86, 0x9b
+	msgs := [][]byte{whoAmIRequest(1), rootDSERequest(2), big, startTLSRequest(3), unbindRequest(4)}
+	stream := bytes.Join(msgs, nil)
+	for _, tc := range []struct {
+		name  string
+		chunk int // bytes per write
+		end   func(c, s *net.TCPConn)
+		want  func(error) bool
+	}{
+		{"whole, then FIN", len(stream), func(c, s *net.TCPConn) { s.Close() }, func(err error) bool { return err == io.EOF }},
+		{"in 3-byte writes, then FIN", 3, func(c, s *net.TCPConn) { s.Close() }, func(err error) bool { return err == io.EOF }},
+		{"in 1000-byte writes, then reset", 1000, func(c, s *net.TCPConn) { s.SetLinger(0); s.Close() },
+			func(err error) bool { return errors.Is(err, syscall.ECONNRESET) }},
+		{"whole, then closed by the reader's side", len(stream), func(c, s *net.TCPConn) { c.Close() },
+			func(err error) bool { return errors.Is(err, net.ErrClosed) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, s := tcpPair(t)
+			raw, err := c.SyscallConn()
+			require.NoError(t, err)
+			f := frameReader{conn: c, raw: raw, max: 1 << 20}
+			go func() {
+				for b := stream; len(b) > 0; b = b[min(tc.chunk, len(b)):] {
+					if _, err := s.Write(b[:min(tc.chunk, len(b))]); err != nil {
+						return
+					}
+				}
+			}()
+			for i, want := range msgs {
+				got, err := f.next()
+				require.NoError(t, err, "frame %d", i)
+				require.Equal(t, want, got, "frame %d", i)
+			}
+			require.Nil(t, f.br, "buffer held after the last frame")
+			tc.end(c, s)
+			_, err = f.next()
+			require.True(t, tc.want(err), "after the last frame: %v", err)
+			require.Nil(t, f.br, "buffer held after the end")
+		})
+	}
+}
+
+// BenchmarkFrameReaderSmallFrame reads one keepalive-answer-sized frame
+// per operation off a loopback socket, through the connection (the path a
+// TLS link takes: the header, then the rest) and through the raw socket
+// (one read into the pooled buffer). Compare the two ns/op of one run.
+func BenchmarkFrameReaderSmallFrame(b *testing.B) {
+	frame := append(whoAmIRequest(probeIDBase+1), make([]byte, 20)...)
+	frame[1] += 20 // a 55-byte message, about slapd's WhoAmI answer
+	for _, raw := range []bool{false, true} {
+		name := map[bool]string{false: "conn", true: "raw"}[raw]
+		b.Run(name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(b, err)
+			defer ln.Close()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			require.NoError(b, err)
+			defer c.Close()
+			s, err := ln.Accept()
+			require.NoError(b, err)
+			defer s.Close()
+			f := frameReader{conn: c, max: 1 << 12}
+			if raw {
+				f.raw, err = c.(*net.TCPConn).SyscallConn()
+				require.NoError(b, err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Write(frame); err != nil {
+					b.Fatal(err)
+				}
+				if got, err := f.next(); err != nil || len(got) != len(frame) {
+					b.Fatal(err, len(got))
+				}
+			}
+		})
 	}
 }

@@ -26,6 +26,9 @@ type linkState struct {
 	// applied is what a HandlerFunc was handed, so that a prune can reach
 	// it: a function cannot list the copy it feeds.
 	applied uuidSet
+	// connects bounds the connection set-ups of a Consumer's links per
+	// provider (connectgate.go); nil for a link of its own.
+	connects *connectGates
 	// heldDeletions is the deletion guard's state (guard.go).
 	heldDeletions
 	// observed is what the link reports about its transport (transport.go).

@@ -486,7 +486,7 @@ func (s *session) endRefresh(ctx context.Context, cookie []byte, present bool) e
 	}
 	first := !s.refreshd
 	s.refreshd, s.held = true, nil
-	clear(s.seen)
+	s.seen = nil // see records nothing from now on: let the map go, not just its entries
 	if err := s.note(ctx, cookie, true); err != nil {
 		return err
 	}

@@ -74,6 +74,7 @@ func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int, received *atomi
 	if sc, ok := c.(syscall.Conn); ok {
 		t.raw, _ = sc.SyscallConn()
 	}
+	t.in.raw = t.raw
 	t.lastRead.Store(time.Now().UnixNano())
 	t.probeID.Store(probeIDBase)
 	t.syncID.Store(syncIDBase)
