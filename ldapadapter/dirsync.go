@@ -28,8 +28,8 @@ import (
 // cookie, saved by the usual machinery once the changes it covers are
 // applied.
 //
-// DirSync has no persist stage. The refresh is rounds until one returns
-// nothing; the persist stage keeps a change-notification search
+// DirSync has no persist stage. The refresh is rounds until the DC says it
+// has no more (or one returns nothing); the persist stage keeps a change-notification search
 // (1.2.840.113556.1.4.528) open on the connection, which wakes the link
 // for the next round, and a timer (Config.DirSyncPoll) runs a round even
 // without one: Samba notifies no deletions.
@@ -203,11 +203,16 @@ func (d *dirSyncSession) run(ctx context.Context, t *tap) (replink.Event, error)
 	}
 }
 
-// catchUp runs rounds from cookie until one returns no object, and
-// returns the last cookie.
+// catchUp runs rounds from cookie until the DC says it has no more
+// (MS-ADTS 3.1.1.3.4.1.3: the response's MoreResults is 0) or a round
+// returns no object, and returns the last cookie. Samba answers in one
+// page with MoreResults always 0, so one round catches up: an empty round
+// to confirm it would cost the DC another pass over the whole naming
+// context (as long as the first on a large domain) and tell nothing new;
+// a change made after the round wakes the persisting link again.
 func (d *dirSyncSession) catchUp(ctx context.Context, cookie []byte) ([]byte, replink.Event, error) {
 	for range maxDirSyncRounds {
-		n, next, err := d.round(ctx, cookie)
+		n, next, more, err := d.round(ctx, cookie)
 		if ctx.Err() != nil {
 			return nil, 0, nil
 		}
@@ -221,7 +226,7 @@ func (d *dirSyncSession) catchUp(ctx context.Context, cookie []byte) ([]byte, re
 			ev, err := failure(err)
 			return nil, ev, err
 		}
-		if n == 0 { // Samba's "more data" is always 0: an empty round is caught up
+		if n == 0 || !more {
 			return cookie, 0, nil
 		}
 	}
@@ -229,15 +234,16 @@ func (d *dirSyncSession) catchUp(ctx context.Context, cookie []byte) ([]byte, re
 }
 
 // round runs one DirSync search from cookie, applies what it returns and
-// reports how many objects it returned and the cookie that covers them.
-func (d *dirSyncSession) round(ctx context.Context, cookie []byte) (int, []byte, error) {
+// reports how many objects it returned, the cookie that covers them and
+// whether the DC has more (its MoreResults flag).
+func (d *dirSyncSession) round(ctx context.Context, cookie []byte) (n int, next []byte, more bool, err error) {
 	c := d.s.c
 	cfg := c.cfg
 	c.mu.Lock()
 	lc := c.lc
 	c.mu.Unlock()
 	if lc == nil {
-		return 0, nil, errors.New("dirsync: not connected")
+		return 0, nil, false, errors.New("dirsync: not connected")
 	}
 	if cfg.RefreshStall > 0 {
 		var cancel context.CancelFunc
@@ -249,34 +255,32 @@ func (d *dirSyncSession) round(ctx context.Context, cookie []byte) (int, []byte,
 	req := ldap.NewSearchRequest(cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
 		cfg.Filter, dirSyncAttributes(cfg.Attributes), []ldap.Control{ldap.NewRequestControlDirSync(d.flags, 0, cookie)})
 	r := lc.SearchAsync(ctx, req, 64)
-	n := 0
-	var next []byte
 	found := false
 	for r.Next() {
 		if e := r.Entry(); e != nil {
 			n++
 			if err := d.entry(ctx, e); err != nil {
-				return n, nil, err
+				return n, nil, false, err
 			}
 			continue
 		}
 		if ctl, ok := ldap.FindControl(r.Controls(), ldap.ControlTypeDirSync).(*ldap.ControlDirSync); ok {
-			next, found = ctl.Cookie, true
+			next, more, found = ctl.Cookie, ctl.Flags != 0, true
 		}
 	}
 	if err := r.Err(); err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
-			return n, nil, fmt.Errorf("%w: no end to a DirSync round after %v", ErrRefreshStalled, cfg.RefreshStall)
+			return n, nil, false, fmt.Errorf("%w: no end to a DirSync round after %v", ErrRefreshStalled, cfg.RefreshStall)
 		}
-		return n, nil, err
+		return n, nil, false, err
 	}
 	if ctx.Err() != nil {
-		return n, nil, fmt.Errorf("%w: no end to a DirSync round after %v", ErrRefreshStalled, cfg.RefreshStall)
+		return n, nil, false, fmt.Errorf("%w: no end to a DirSync round after %v", ErrRefreshStalled, cfg.RefreshStall)
 	}
 	if !found || len(next) == 0 {
-		return n, nil, protocolErrorf("DirSync search of %s ended without a DirSync response control or cookie", cfg.BaseDN)
+		return n, nil, false, protocolErrorf("DirSync search of %s ended without a DirSync response control or cookie", cfg.BaseDN)
 	}
-	return n, next, nil
+	return n, next, more, nil
 }
 
 // classify maps a failed round to the event it means, with the message an
@@ -325,11 +329,20 @@ func (d *dirSyncSession) entry(ctx context.Context, e *ldap.Entry) error {
 			return nil // the head of another naming context (CN=Configuration): not in a subtree search
 		}
 	}
-	old, err := (&deltaSession{s: s}).stored(ctx, id)
-	if err != nil {
-		return err
+	deleted := strings.EqualFold(e.GetAttributeValue("isDeleted"), "TRUE")
+	var old *ldap.Entry
+	if deleted || !d.whole {
+		// The first round of a reload brings every object whole, to
+		// replace what the copy holds: only a tombstone needs to know
+		// whether the copy holds the object. Reading the store for each
+		// of the others cost a lookup and, with a batch in the air, a wait
+		// for its commit.
+		var err error
+		if old, err = (&deltaSession{s: s}).stored(ctx, id); err != nil {
+			return err
+		}
 	}
-	if strings.EqualFold(e.GetAttributeValue("isDeleted"), "TRUE") {
+	if deleted {
 		if old == nil {
 			return nil // a tombstone of something the copy never held
 		}
@@ -340,9 +353,6 @@ func (d *dirSyncSession) entry(ctx context.Context, e *ldap.Entry) error {
 		return s.apply(ctx, Change{Op: Delete, UUID: id, DN: old.DN}, nil)
 	}
 	s.see(id)
-	if d.whole {
-		old = nil
-	}
 	merged, mods, err := mergeDirSync(old, e)
 	if err != nil {
 		return err

@@ -4,10 +4,12 @@ import (
 	"context"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/stretchr/testify/require"
 )
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
@@ -123,4 +125,47 @@ func quickBind(s *Server, d time.Duration) (*ldap.Conn, error) {
 
 func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(t.Context(), d)
+}
+
+// TestLoadUsers loads users offline across a transaction boundary (ldb's
+// batch mode, transactions of 1,000) and reads them back from the running
+// DC: each is there with its attributes and a SID of its own, as an LDAP
+// add would have given it.
+func TestLoadUsers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real Samba: not in -short")
+	}
+	s := Start(t)
+	const n = 1003
+	if err := s.LoadUsers(n); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.SearchWithPaging(ldap.NewSearchRequest(UsersDN, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
+		"(&(objectClass=user)(description=bench user *))", []string{"sAMAccountName", "objectSid", "mail"}, nil), 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	require.Len(t, res.Entries, n)
+	sids := map[string]bool{}
+	for _, e := range res.Entries {
+		name := e.GetAttributeValue("sAMAccountName")
+		require.Equal(t, LoadedUserDN(mustAtoi(t, name[1:])), e.DN)
+		require.Equal(t, name+"@replink.test", e.GetAttributeValue("mail"))
+		sid := string(e.GetRawAttributeValue("objectSid"))
+		require.NotEmpty(t, sid, "%s has no SID", e.DN)
+		sids[sid] = true
+	}
+	require.Len(t, sids, n, "SIDs are not distinct")
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	i, err := strconv.Atoi(s)
+	require.NoError(t, err)
+	return i
 }
