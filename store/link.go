@@ -392,6 +392,7 @@ func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
 func (l *Link) commitTx(batch []ldapadapter.Change, mark, cookie []byte, setCookie bool) func(*bolt.Tx) error {
 	return func(tx *bolt.Tx) error {
 		b := l.bucket(tx)
+		b.Bucket(bucketEntries).FillPercent = entriesFill // the tx keeps this *Bucket: apply gets it back
 		n := count(b)
 		for i := range batch {
 			d, err := apply(b, &batch[i])
@@ -429,6 +430,14 @@ func (l *Link) commitTx(batch []ldapadapter.Change, mark, cookie []byte, setCook
 		}
 	}
 }
+
+// entriesFill is how full bbolt packs the pages it splits in the entries
+// bucket (its default is half). Providers number entries in the order they
+// were made (slapd's entryUUIDs are time-based, time_low first), so a
+// refresh mostly appends to this bucket, and a page split there is never
+// filled again: at half, the file holds and each commit writes twice the
+// pages the entries need.
+const entriesFill = 0.9
 
 // apply writes one change and says by how much the entry count moved.
 func apply(b *bolt.Bucket, c *ldapadapter.Change) (int, error) {
