@@ -34,15 +34,18 @@ func (k *knownCounted) Known(ctx context.Context) ([]uuid.UUID, error) {
 // that held nothing when the session began (a Counter says so) there is
 // nothing to prune, and the link lists nothing: the scan of the whole copy
 // used to come right before refresh-done. A copy that held entries is
-// listed and pruned as before.
+// listed and pruned as before, and so is the copy at the end of a present
+// phase from a cookie, which is no reload.
 func TestWireReloadIntoEmptyCopyListsNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		kept   int  // entries the copy holds before the reload
-		listed bool // Known asked
+		kept   int    // entries the copy holds before the refresh
+		cookie string // stored before the refresh; none: a reload
+		listed bool   // Known asked
 	}{
-		{"empty copy", 0, false},
-		{"copy holding entries the provider no longer has", 2, true},
+		{"reload into an empty copy", 0, "", false},
+		{"reload into a copy holding entries the provider no longer has", 2, "", true},
+		{"refresh from a cookie into an empty copy", 0, "cookie-0", true}, // not a reload: what it names is remembered
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -57,6 +60,10 @@ func TestWireReloadIntoEmptyCopyListsNothing(t *testing.T) {
 			}
 			require.NoError(t, l.Save(nil)) // committed, with no cookie: the link reloads
 			h := &knownCounted{Link: l}
+			edit := func(c *ldapadapter.Config) { c.Cookies = h }
+			if tc.cookie != "" {
+				edit = withCookie(t, h, tc.cookie)
+			}
 			ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()}
 			cfg := fsm.DefaultConfig()
 			cfg.Mode, cfg.RefreshInterval = replink.RefreshOnly, time.Hour
@@ -65,7 +72,7 @@ func TestWireReloadIntoEmptyCopyListsNothing(t *testing.T) {
 					p.write(syncEntry(id, fmt.Sprintf("cn=e%d,dc=t", i), u, 1, ""))
 				}
 				p.write(searchDone(id, "cookie-1", false))
-			}, h, func(c *ldapadapter.Config) { c.Cookies = h })
+			}, h, edit)
 			tr := waitState(t, w.machine, replink.Polling, 10*time.Second)
 			require.Equal(t, replink.RefreshDone, tr.Event, "%v", w.machine.History())
 			require.Equal(t, tc.listed, h.calls.Load() > 0, "Known asked")

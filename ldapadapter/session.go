@@ -65,8 +65,9 @@ type session struct {
 	reload   bool                   // no cookie: the refresh names every entry the provider has
 	present  bool                   // a present phase is under way
 	deleting bool                   // a delete phase began: its end licenses no prune
-	// empty: the copy held nothing when the session began (Counter), so a
-	// prune finds nothing and the present phase need not be remembered.
+	// empty: a reload into a copy that held nothing when the session
+	// began (Counter), so a prune finds nothing and the present phase
+	// need not be remembered.
 	empty  bool
 	pruned bool // unseen entries already deleted in this refresh
 	// deferred are the deletions of the refresh under way: named by the
@@ -111,6 +112,10 @@ func (s *session) search(ctx context.Context, t *tap, mode ldap.ControlSyncReque
 	// it says it ends with, so what it did not name is gone: a consumer
 	// that kept its copy across a lost or dropped cookie must prune it.
 	s.reload = len(cookie) == 0
+	// Only a reload names everything the copy is to hold. A refresh from
+	// a cookie into an empty copy still remembers what it names: checks
+	// of its deletions (a listing of the content) rely on it.
+	s.empty = s.empty && s.reload
 	build := func(id int64) ([]byte, error) { return syncSearchRequest(id, cfg, mode, cookie, s.reloadHint) }
 	return s.c.searchLoop(ctx, t, build, func() bool { return !s.refreshd }, func(m syncMessage) (bool, replink.Event, error) {
 		if !s.c.dialect.changesOnly && !s.refreshd {
