@@ -24,6 +24,7 @@ type settings struct {
 	quick        bool
 	entries      int    // initial refresh
 	identity     string // initial refresh: the rows of rootdn, replicator or both
+	baseline     string // initial refresh: another tree whose daemon alternates with this one's
 	trials       int    // refresh trials (best is kept)
 	faultTrials  int    // detection trials per fault
 	window       time.Duration
@@ -43,6 +44,7 @@ func main() {
 	entries := flag.Int("entries", 0, "entries of the initial refresh (default 50,000; 3,000 with -quick)")
 	trials := flag.Int("trials", 0, "refresh trials, the best kept (default 3; 1 with -quick)")
 	identity := flag.String("identity", "both", "initial refresh: the rows bound as the rootdn (the fast provider), as the replicator (the ACL-evaluating one), or both")
+	baseline := flag.String("baseline", "", "initial refresh: a source tree of replink whose daemon runs too, alternating with this tree's in every trial (before/after)")
 	flag.Parse()
 	s := settings{quick: *quick, entries: 50000, trials: 3, faultTrials: 10, window: 20 * time.Second, adds: 1000, links: 10000, idle: 20 * time.Second}
 	s.deltaEntries, s.deltaModifies = 100, 2000
@@ -60,7 +62,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -identity: want rootdn, replicator or both")
 		os.Exit(2)
 	}
-	s.identity = *identity
+	s.identity, s.baseline = *identity, *baseline
 	only := flag.Arg(0) // a section name runs that section alone (for development)
 	if slapdtest.Binary() == "" {
 		fmt.Fprintln(os.Stderr, "bench: slapd is not installed (apt-get install slapd ldap-utils)")

@@ -155,20 +155,48 @@ func rootDNRows(ctx context.Context, h *slapdtest.Harness, srv *slapdtest.Server
 		command:  "the same run, from the process start to its transition to Persisting (process start, bind, base check, refresh, commit)",
 		vs:       first,
 	}
+	base := refreshRow{
+		name:     "replink run into bbolt: the refresh, baseline tree",
+		identity: asRootDN,
+		command:  "the same as the refresh row, with the daemon built from the -baseline tree " + s.baseline + ", run in the same trials",
+		vs:       first,
+	}
+	var baseBin string
+	if s.baseline != "" {
+		baseBin = buildDaemonIn(h, s.baseline)
+	}
 	keep := func(r *refreshRow, d time.Duration) {
 		if r.took == 0 || d < r.took {
 			r.took = d
 		}
 	}
-	for range s.trials {
-		keep(&root, ldapsearchAs(h, srv, slapdtest.AdminDN, slapdtest.AdminPW))
-		keep(&counted, countingRefresh(ctx, h, srv, s.entries))
+	pct := func(limit, d time.Duration) float64 { return 100 * limit.Seconds() / d.Seconds() }
+	for i := range s.trials {
+		limit := ldapsearchAs(h, srv, slapdtest.AdminDN, slapdtest.AdminPW)
+		keep(&root, limit)
+		c := countingRefresh(ctx, h, srv, s.entries)
+		keep(&counted, c)
 		d := daemonRefresh(h, srv, bin, s.entries)
 		keep(&refresh, d.refresh)
 		keep(&whole, d.persisting)
 		for _, r := range []*refreshRow{&refresh, &whole} {
 			r.peakHeap, r.peakLive = max(r.peakHeap, d.peakHeap), max(r.peakLive, d.peakLive)
 		}
+		// Each trial on stderr, so that a median can be taken: on a
+		// shared machine the best of a few says little.
+		line := fmt.Sprintf("trial %d: ldapsearch %v; counting %v (%.0f %%); daemon refresh %v (%.0f %%), start to Persisting %v",
+			i+1, limit.Round(time.Millisecond), c.Round(time.Millisecond), pct(limit, c),
+			d.refresh.Round(time.Millisecond), pct(limit, d.refresh), d.persisting.Round(time.Millisecond))
+		if baseBin != "" {
+			b := daemonRefresh(h, srv, baseBin, s.entries)
+			keep(&base, b.refresh)
+			base.peakHeap, base.peakLive = max(base.peakHeap, b.peakHeap), max(base.peakLive, b.peakLive)
+			line += fmt.Sprintf("; baseline daemon refresh %v (%.0f %%)", b.refresh.Round(time.Millisecond), pct(limit, b.refresh))
+		}
+		fmt.Fprintln(os.Stderr, line)
+	}
+	if baseBin != "" {
+		return []refreshRow{root, counted, refresh, whole, base}
 	}
 	return []refreshRow{root, counted, refresh, whole}
 }
@@ -386,9 +414,14 @@ func slapdVersion() string {
 
 // buildDaemon builds cmd/replink once for the run, as users run it.
 func buildDaemon(h *slapdtest.Harness) string {
+	return buildDaemonIn(h, ".")
+}
+
+// buildDaemonIn builds cmd/replink of the source tree in dir.
+func buildDaemonIn(h *slapdtest.Harness, dir string) string {
 	bin := filepath.Join(h.TempDir(), "replink")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/replink/replink/cmd/replink").CombinedOutput(); err != nil {
-		h.Fatalf("go build ./cmd/replink: %v: %s", err, out)
+	if out, err := exec.Command("go", "build", "-C", dir, "-o", bin, "github.com/replink/replink/cmd/replink").CombinedOutput(); err != nil {
+		h.Fatalf("go build ./cmd/replink in %s: %v: %s", dir, err, out)
 	}
 	return bin
 }

@@ -61,10 +61,17 @@ func decodeSyncMessage(frame []byte) (syncMessage, error) {
 	}
 	switch op.tag {
 	case opSearchEntry:
-		if m.entry, err = decodeEntry(frame, op); err != nil {
+		// The entry and its sync state live and die together: one
+		// allocation holds both.
+		both := new(entryWithState)
+		if err = decodeEntry(&both.entry, op); err != nil {
 			return m, err
 		}
-		m.state, err = syncStateControl(controls)
+		m.entry = &both.entry
+		var found bool
+		if found, err = syncStateControl(&both.state, controls); found {
+			m.state = &both.state
+		}
 	case opIntermediate:
 		m.info, err = syncInfo(op)
 	case opSearchDone:
@@ -87,43 +94,49 @@ func str(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// decodeEntry builds the entry with a fixed number of allocations whatever
-// its size: the attributes and their values are carved out of one array
-// each, after a first pass counts them.
-func decodeEntry(frame []byte, op tlv) (*ldap.Entry, error) {
+// entryWithState is a SearchResultEntry with its Sync State control.
+type entryWithState struct {
+	entry ldap.Entry
+	state ldap.ControlSyncState
+}
+
+// decodeEntry fills e with a fixed number of allocations whatever its
+// size: the attributes and their values are carved out of one array each,
+// after a first pass counts them.
+func decodeEntry(e *ldap.Entry, op tlv) error {
 	r := op.children()
 	dn, err := r.expect(classUniversal, tagOctetString, "entry DN")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	list, err := r.expect(classUniversal, tagSequence, "entry attributes")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	nAttrs, nVals := 0, 0
 	for a := list.children(); a.more(); {
 		attr, err := a.expect(classUniversal, tagSequence, "attribute")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		ar := attr.children()
 		if _, err := ar.expect(classUniversal, tagOctetString, "attribute type"); err != nil {
-			return nil, err
+			return err
 		}
 		vals, err := ar.expect(classUniversal, tagSet, "attribute values")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for v := vals.children(); v.more(); nVals++ {
 			if _, err := v.expect(classUniversal, tagOctetString, "attribute value"); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		nAttrs++
 	}
-	e := &ldap.Entry{DN: str(dn.content)}
+	e.DN = str(dn.content)
 	if nAttrs == 0 {
-		return e, nil
+		return nil
 	}
 	attrs := make([]ldap.EntryAttribute, nAttrs)
 	e.Attributes = make([]*ldap.EntryAttribute, nAttrs)
@@ -145,7 +158,7 @@ func decodeEntry(frame []byte, op tlv) (*ldap.Entry, error) {
 		e.Attributes[k] = &attrs[k]
 		nAttrs--
 	}
-	return e, nil
+	return nil
 }
 
 // control finds the control with oid among controls and returns its value.
@@ -177,44 +190,44 @@ func control(controls tlv, oid string) (value []byte, found bool, err error) {
 	return nil, false, nil
 }
 
-// syncStateControl decodes syncStateValue ::= SEQUENCE { state ENUMERATED,
-// entryUUID OCTET STRING (16), cookie OCTET STRING OPTIONAL }, or nil if
-// the entry carries none.
-func syncStateControl(controls tlv) (*ldap.ControlSyncState, error) {
+// syncStateControl decodes syncStateValue ::= SEQUENCE { state
+// ENUMERATED, entryUUID OCTET STRING (16), cookie OCTET STRING OPTIONAL }
+// into c, or reports that the entry carries none.
+func syncStateControl(c *ldap.ControlSyncState, controls tlv) (found bool, err error) {
 	v, found, err := control(controls, oidSyncState)
 	if err != nil || !found {
-		return nil, err
+		return false, err
 	}
 	seq, err := (&berReader{b: v}).expect(classUniversal, tagSequence, "sync state")
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	r := seq.children()
 	st, err := r.expect(classUniversal, tagEnumerated, "sync state")
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	state, err := st.integer()
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	id, err := r.expect(classUniversal, tagOctetString, "entryUUID")
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	u, err := uuid.FromBytes(id.content)
 	if err != nil {
-		return nil, berErrorf("entryUUID of %d bytes", len(id.content))
+		return false, berErrorf("entryUUID of %d bytes", len(id.content))
 	}
-	c := &ldap.ControlSyncState{State: ldap.ControlSyncStateState(state), EntryUUID: u}
+	*c = ldap.ControlSyncState{State: ldap.ControlSyncStateState(state), EntryUUID: u}
 	if r.more() {
 		ck, err := r.expect(classUniversal, tagOctetString, "sync state cookie")
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		c.Cookie = ck.content
 	}
-	return c, nil
+	return true, nil
 }
 
 // syncDoneControl decodes syncDoneValue ::= SEQUENCE { cookie OPTIONAL,

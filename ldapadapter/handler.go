@@ -127,6 +127,18 @@ type EntryLocator interface {
 	EntryAt(ctx context.Context, dn string) (id uuid.UUID, ok bool, err error)
 }
 
+// Counter is a Handler that can say how many entries its copy holds.
+// The link asks it when a sync session begins, after the cookie store's
+// Load (or its Save of no cookie, before a reload), when the copy holds
+// exactly what those left committed. A copy that holds nothing then holds,
+// when the refresh's present phase ends, only entries the refresh named:
+// there is nothing to prune, so the link neither remembers the UUIDs the
+// provider names nor asks Known for the list, which costs a scan of the
+// whole copy right before refresh-done. store.Link is one.
+type Counter interface {
+	Len() (int, error)
+}
+
 // HandlerFunc adapts a function to a Handler, for mirroring into a system
 // that cannot list what it holds. The link remembers, in memory, the UUIDs
 // it handed the function, so deletions that a present phase implies reach

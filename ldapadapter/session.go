@@ -65,7 +65,11 @@ type session struct {
 	reload   bool                   // no cookie: the refresh names every entry the provider has
 	present  bool                   // a present phase is under way
 	deleting bool                   // a delete phase began: its end licenses no prune
-	pruned   bool                   // unseen entries already deleted in this refresh
+	// empty: a reload into a copy that held nothing when the session
+	// began (Counter), so a prune finds nothing and the present phase
+	// need not be remembered.
+	empty  bool
+	pruned bool // unseen entries already deleted in this refresh
 	// deferred are the deletions of the refresh under way: named by the
 	// provider, or implied by a complete present phase. They are applied
 	// together when it ends, once the deletion guard has counted them, so
@@ -123,6 +127,10 @@ func (s *session) search(ctx context.Context, t *tap, mode ldap.ControlSyncReque
 	// it says it ends with, so what it did not name is gone: a consumer
 	// that kept its copy across a lost or dropped cookie must prune it.
 	s.reload = len(cookie) == 0
+	// Only a reload names everything the copy is to hold. A refresh from
+	// a cookie into an empty copy still remembers what it names: checks
+	// of its deletions (a listing of the content) rely on it.
+	s.empty = s.empty && s.reload
 	build := func(id int64) ([]byte, error) { return syncSearchRequest(id, cfg, mode, cookie, s.reloadHint) }
 	return s.c.searchLoop(ctx, t, build, func() bool { return !s.refreshd }, func(m syncMessage) (bool, replink.Event, error) {
 		if !s.c.dialect.changesOnly && !s.refreshd {
@@ -292,7 +300,7 @@ func (s *session) loadCookie(ctx context.Context) ([]byte, error) {
 			cfg.Logger.Warn("the copy may hold changes past the stored cookie (the link stopped without saving the cookie that covers them), and this provider does not report an entry added and deleted since a cookie: reloading in full", "provider", s.c.dialect.vendor, "base", cfg.BaseDN)
 		case ok:
 			s.c.stored, s.c.marked = cookie, ahead
-			return cookie, nil
+			return cookie, s.countCopy()
 		default:
 			cfg.Logger.Warn("stored cookie belongs to other content (base, scope, filter or attributes changed, or the base entry was replaced): reloading in full", "base", cfg.BaseDN)
 		}
@@ -303,7 +311,25 @@ func (s *session) loadCookie(ctx context.Context) ([]byte, error) {
 	}
 	s.c.stored, s.c.marked = nil, false
 	s.c.st.reload.Store(false)
-	return nil, nil
+	return nil, s.countCopy()
+}
+
+// countCopy notes whether the copy holds nothing as the session begins,
+// if the handler can count it (Counter). It is asked after the cookie
+// store's Load or Save, so a store that is also the handler has dropped
+// or committed what the last session left pending.
+func (s *session) countCopy() error {
+	s.empty = false
+	counter, ok := s.c.handler.(Counter)
+	if !ok {
+		return nil
+	}
+	n, err := counter.Len()
+	if err != nil {
+		return fmt.Errorf("handler: %w", err)
+	}
+	s.empty = n == 0
+	return nil
 }
 
 // providerBehind recognises slapd's "consumer state is newer than provider".
@@ -501,7 +527,9 @@ func (s *session) endRefresh(ctx context.Context, cookie []byte, present bool) e
 // entry named after its deletion in the same refresh exists after all.
 func (s *session) see(id uuid.UUID) {
 	if !s.refreshd {
-		s.seen[id] = struct{}{}
+		if !s.empty {
+			s.seen[id] = struct{}{}
+		}
 		delete(s.deferred, id)
 	}
 }
@@ -529,6 +557,12 @@ func (s *session) known(ctx context.Context) ([]uuid.UUID, error) {
 // collectUnseen ends a present phase (or a reload): whatever the copy holds
 // that the provider did not name is to be deleted when the refresh ends.
 func (s *session) collectUnseen(ctx context.Context) error {
+	if s.empty {
+		// Every entry the copy holds came in this refresh, named by the
+		// provider: none is unseen.
+		s.pruned, s.present = true, false
+		return nil
+	}
 	known, err := s.known(ctx)
 	if err != nil {
 		return err

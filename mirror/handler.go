@@ -45,7 +45,7 @@ var (
 
 // NewHandler makes the handler of link l. With a feed f, every change is
 // written to f before l applies it, and f's Sync becomes l's write-ahead
-// hook: no commit of l (a full batch, before a prune, with a cookie)
+// hook: no commit of l (a full batch, or one with a cookie)
 // happens before the lines of the changes it holds are durable, so a
 // change in the store is always in the feed. onApply, if not nil, is
 // called after each change applied.

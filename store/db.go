@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -60,7 +62,7 @@ func Open(path string, opts *Options) (*DB, error) {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 1000
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: o.ReadOnly})
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: o.ReadOnly, InitialMmapSize: initialMap})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%s: %w", path, ErrLocked)
 	}
@@ -80,6 +82,21 @@ func Open(path string, opts *Options) (*DB, error) {
 	}
 	return &DB{path: path, opened: opened, bolt: b, opts: o, links: map[string]*Link{}}, nil
 }
+
+// initialMap is how much of the file bbolt maps from the start: 1 GiB of
+// address space, not of memory or disk (outside Windows the file still
+// grows as written). bbolt otherwise maps a new file small and doubles the
+// map as it grows, and each remap in a commit copies every key and value
+// the transaction holds out of the old map (Bucket.dereference: 15 % of
+// the CPU of a 10,000-entry refresh into a new file), and waits for every
+// read to end. Windows would make the file that large, and a 32-bit
+// process may lack the room: there bbolt's default stays.
+var initialMap = func() int {
+	if runtime.GOOS == "windows" || math.MaxInt == math.MaxInt32 {
+		return 0
+	}
+	return 1 << 30
+}()
 
 // Path is the file's path.
 func (d *DB) Path() string { return d.path }

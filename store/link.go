@@ -42,7 +42,7 @@ var (
 )
 
 // WriteAhead makes fn run before every commit of this link: a full batch
-// in Apply, the commit before Known lists the entries, and Save. A commit
+// in Apply, and Save. A commit
 // whose fn fails does not happen: it fails like a commit that bbolt
 // refused (the pending changes are dropped, and Save refuses cookies until
 // the next Load, so the changes come again). A change feed sets it to its
@@ -219,27 +219,68 @@ func (l *Link) update(fn func(*bolt.Tx) error) error {
 	return l.db.bolt.Update(fn)
 }
 
-// Known commits what is pending, then lists the link's entries.
+// Known lists the link's entries as it applied them: the committed copy,
+// then the batch in flight and the pending changes replayed over it. It
+// commits nothing and does not wait for the flight: at the end of a
+// present phase the session lists the copy while the last full batch is
+// still being written, and the Save that follows commits what is pending
+// with the cookie, in one transaction (a commit here only cost one more
+// fsync before it). bbolt lets a read run beside the flight's write (the
+// map is large enough never to be remapped under it, see Open); whether
+// the read sees the file before or after the flight landed, replaying the
+// flight gives the same list.
 func (l *Link) Known(context.Context) ([]uuid.UUID, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.commitLocked(nil, false); err != nil {
+	if err := l.landedLocked(); err != nil {
 		return nil, err
+	}
+	if l.failed != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCommitFailed, l.failed)
+	}
+	var changed map[uuid.UUID]bool // the last op on each entry in flight or pending: held or not
+	if f := l.flight; f != nil || len(l.pending) > 0 {
+		n := len(l.pending)
+		if f != nil {
+			n += len(f.batch)
+		}
+		changed = make(map[uuid.UUID]bool, n)
+		for _, batch := range [2][]ldapadapter.Change{l.flying(), l.pending} {
+			for i := range batch {
+				changed[batch[i].UUID] = batch[i].Op == ldapadapter.Upsert
+			}
+		}
 	}
 	var ids []uuid.UUID
 	err := l.db.bolt.View(func(tx *bolt.Tx) error {
 		b := l.bucket(tx)
-		ids = make([]uuid.UUID, 0, count(b))
+		ids = make([]uuid.UUID, 0, count(b)+len(changed))
 		return b.Bucket(bucketEntries).ForEach(func(k, _ []byte) error {
 			id, err := uuid.FromBytes(k)
 			if err != nil {
 				return fmt.Errorf("store: entry key %x: %w", k, err)
 			}
-			ids = append(ids, id)
+			if _, ok := changed[id]; !ok {
+				ids = append(ids, id)
+			}
 			return nil
 		})
 	})
+	for id, held := range changed {
+		if held {
+			ids = append(ids, id)
+		}
+	}
 	return ids, err
+}
+
+// flying is the batch of the flight in the air, if any; the caller holds
+// l.mu, so waitLocked does not clear it meanwhile.
+func (l *Link) flying() []ldapadapter.Change {
+	if l.flight == nil {
+		return nil
+	}
+	return l.flight.batch
 }
 
 // Entry implements ldapadapter.EntryReader: the entry as the link last
@@ -351,6 +392,7 @@ func (l *Link) commitLocked(cookie []byte, setCookie bool) error {
 func (l *Link) commitTx(batch []ldapadapter.Change, mark, cookie []byte, setCookie bool) func(*bolt.Tx) error {
 	return func(tx *bolt.Tx) error {
 		b := l.bucket(tx)
+		b.Bucket(bucketEntries).FillPercent = entriesFill // the tx keeps this *Bucket: apply gets it back
 		n := count(b)
 		for i := range batch {
 			d, err := apply(b, &batch[i])
@@ -388,6 +430,14 @@ func (l *Link) commitTx(batch []ldapadapter.Change, mark, cookie []byte, setCook
 		}
 	}
 }
+
+// entriesFill is how full bbolt packs the pages it splits in the entries
+// bucket (its default is half). Providers number entries in the order they
+// were made (slapd's entryUUIDs are time-based, time_low first), so a
+// refresh mostly appends to this bucket, and a page split there is never
+// filled again: at half, the file holds and each commit writes twice the
+// pages the entries need.
+const entriesFill = 0.9
 
 // apply writes one change and says by how much the entry count moved.
 func apply(b *bolt.Bucket, c *ldapadapter.Change) (int, error) {

@@ -285,8 +285,7 @@ func TestContentRespelledBaseIsSame(t *testing.T) {
 	}
 }
 
-// WriteAhead runs before every commit (a full batch, the commit before
-// Known, Save), and a failing one commits nothing and makes Save refuse
+// WriteAhead runs before every commit (a full batch, Save), and a failing one commits nothing and makes Save refuse
 // cookies until the next Load.
 func TestWriteAheadPrecedesEveryCommit(t *testing.T) {
 	ctx := t.Context()
@@ -297,11 +296,6 @@ func TestWriteAheadPrecedesEveryCommit(t *testing.T) {
 		{"batch", func(t *testing.T, l *store.Link) error {
 			require.NoError(t, l.Apply(ctx, upsert(uuid.New(), "uid=x", nil)))
 			return l.Apply(ctx, upsert(uuid.New(), "uid=y", nil)) // the batch is full
-		}},
-		{"Known", func(t *testing.T, l *store.Link) error {
-			require.NoError(t, l.Apply(ctx, upsert(uuid.New(), "uid=x", nil)))
-			_, err := l.Known(ctx)
-			return err
 		}},
 		{"Save", func(t *testing.T, l *store.Link) error {
 			require.NoError(t, l.Apply(ctx, upsert(uuid.New(), "uid=x", nil)))
@@ -402,4 +396,57 @@ func TestBatchCommitsWhileTheNextFills(t *testing.T) {
 	require.EqualValues(t, 3, l.Commits(), "the grown batch is one transaction")
 	require.EqualValues(t, 100, l.Committed())
 	require.NoError(t, db.Close())
+}
+
+// Known lists the copy as the link applied it, the committed entries with
+// the batch in flight and the pending changes replayed over them, without
+// committing anything and without waiting for the flight.
+func TestKnownWithoutCommitting(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx := t.Context()
+	release := make(chan struct{})
+	var calls atomic.Int32
+	db, err := store.Open(filepath.Join(t.TempDir(), "r.db"), &store.Options{BatchSize: 3, BeforeCommit: func() error {
+		if calls.Add(1) == 2 { // the first full batch: held in the air
+			<-release
+		}
+		return nil
+	}})
+	require.NoError(t, err)
+	defer db.Close()
+	l, err := db.Link("a", people)
+	require.NoError(t, err)
+	ids := make([]uuid.UUID, 8)
+	for i := range ids {
+		ids[i] = uuid.New()
+	}
+	dn := "uid=x,ou=people,dc=example,dc=com"
+	del := func(id uuid.UUID) ldapadapter.Change { return ldapadapter.Change{Op: ldapadapter.Delete, UUID: id} }
+	for _, ch := range []ldapadapter.Change{upsert(ids[0], dn, nil), upsert(ids[1], dn, nil)} {
+		require.NoError(t, l.Apply(ctx, ch))
+	}
+	require.NoError(t, l.Save([]byte("c0"))) // committed: 0 and 1
+	for _, ch := range []ldapadapter.Change{
+		upsert(ids[2], dn, nil), del(ids[0]), upsert(ids[3], dn, nil), // a full batch: in flight, held
+		del(ids[2]), upsert(ids[4], dn, nil), upsert(ids[0], dn, nil), del(ids[4]), upsert(ids[5], dn, nil), // pending
+	} {
+		require.NoError(t, l.Apply(ctx, ch))
+	}
+	committed := l.Commits()
+	got, err := l.Known(ctx) // would never return if it waited for the flight
+	require.NoError(t, err)
+	require.ElementsMatch(t, []uuid.UUID{ids[0], ids[1], ids[3], ids[5]}, got)
+	require.Equal(t, committed, l.Commits(), "Known commits nothing")
+	close(release)
+	require.NoError(t, l.Wait())
+	got, err = l.Known(ctx) // the flight landed: the same list
+	require.NoError(t, err)
+	require.ElementsMatch(t, []uuid.UUID{ids[0], ids[1], ids[3], ids[5]}, got)
+	require.NoError(t, l.Save([]byte("c1")))
+	got, err = l.Known(ctx)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []uuid.UUID{ids[0], ids[1], ids[3], ids[5]}, got)
+	n, err := l.Len()
+	require.NoError(t, err)
+	require.Equal(t, 4, n)
 }
