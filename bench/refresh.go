@@ -233,24 +233,10 @@ func ldapsearchAs(h *slapdtest.Harness, srv *slapdtest.Server, dn, pw string) ti
 func replinkRefresh(ctx context.Context, h *slapdtest.Harness, srv *slapdtest.Server, handler ldapadapter.Handler) time.Duration {
 	m := fsm.DefaultConfig()
 	m.Mode, m.RefreshInterval = replink.RefreshOnly, time.Hour
-	l, err := ldapadapter.NewLink(ldapadapter.LinkConfig{Name: "bench", Machine: m, LDAP: ldapadapter.Config{
+	return timedLink(ctx, h, ldapadapter.LinkConfig{Name: "bench", Machine: m, LDAP: ldapadapter.Config{
 		URL: srv.URL(), BindDN: slapdtest.ReplicatorDN, Password: slapdtest.ReplicatorPW,
 		BaseDN: slapdtest.PeopleDN, Handler: handler, Logger: quiet,
-	}}, fsm.WithLogger(quiet))
-	if err != nil {
-		h.Fatal(err)
-	}
-	defer l.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	start := time.Now()
-	if err := l.Start(ctx); err != nil {
-		h.Fatal(err)
-	}
-	if st, err := l.WaitFor(ctx, replink.Polling, replink.Failed); err != nil || st != replink.Polling {
-		h.Fatalf("refresh ended in %s: %v %v", st, err, l.History())
-	}
-	return time.Since(start)
+	}}, replink.Polling)
 }
 
 // countingRefresh is the refresh of a consumer built on the public API: a
@@ -259,10 +245,21 @@ func replinkRefresh(ctx context.Context, h *slapdtest.Harness, srv *slapdtest.Se
 func countingRefresh(ctx context.Context, h *slapdtest.Harness, srv *slapdtest.Server, entries int) time.Duration {
 	var n atomic.Int64
 	handler := ldapadapter.HandlerFunc(func(context.Context, ldapadapter.Change) error { n.Add(1); return nil })
-	l, err := ldapadapter.NewLink(ldapadapter.LinkConfig{Name: "bench", Machine: fsm.DefaultConfig(), LDAP: ldapadapter.Config{
+	took := timedLink(ctx, h, ldapadapter.LinkConfig{Name: "bench", Machine: fsm.DefaultConfig(), LDAP: ldapadapter.Config{
 		URL: srv.URL(), BindDN: slapdtest.AdminDN, Password: slapdtest.AdminPW,
 		BaseDN: slapdtest.PeopleDN, Handler: handler, Logger: quiet,
-	}}, fsm.WithLogger(quiet))
+	}}, replink.Persisting)
+	if got := n.Load(); got < int64(entries) {
+		h.Fatalf("the handler saw %d changes of %d", got, entries)
+	}
+	return took
+}
+
+// timedLink starts a link of cfg and times it from Start until it enters
+// done, the state that follows its refresh (Polling for refreshOnly,
+// Persisting for refreshAndPersist); Failed, or 5 minutes, stops the run.
+func timedLink(ctx context.Context, h *slapdtest.Harness, cfg ldapadapter.LinkConfig, done replink.State) time.Duration {
+	l, err := ldapadapter.NewLink(cfg, fsm.WithLogger(quiet))
 	if err != nil {
 		h.Fatal(err)
 	}
@@ -273,14 +270,10 @@ func countingRefresh(ctx context.Context, h *slapdtest.Harness, srv *slapdtest.S
 	if err := l.Start(ctx); err != nil {
 		h.Fatal(err)
 	}
-	if st, err := l.WaitFor(ctx, replink.Persisting, replink.Failed); err != nil || st != replink.Persisting {
+	if st, err := l.WaitFor(ctx, done, replink.Failed); err != nil || st != done {
 		h.Fatalf("refresh ended in %s: %v %v", st, err, l.History())
 	}
-	took := time.Since(start)
-	if got := n.Load(); got < int64(entries) {
-		h.Fatalf("the handler saw %d changes of %d", got, entries)
-	}
-	return took
+	return time.Since(start)
 }
 
 // openldapRefresh starts an OpenLDAP consumer of srv and times it until its
