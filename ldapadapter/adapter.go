@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -197,13 +198,6 @@ func (c *conn) connect() {
 	// without the deletion of anything under the old base.
 	res, err := lc.Search(baseRequest(c.cfg.BaseDN))
 	if err != nil {
-		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) && c.tap.failure() == nil && c.ctx.Err() == nil && c.followedBase() {
-			_, cause := classify("base "+c.cfg.BaseDN, err)
-			var re *ResultError
-			errors.As(cause, &re)
-			c.sink.Post(replink.ConnectFailed, fmt.Errorf("%w: %w", ErrBaseGone, re))
-			return
-		}
 		c.failConnect("base "+c.cfg.BaseDN, err)
 		return
 	}
@@ -269,6 +263,12 @@ func (c *conn) failConnect(op string, err error) {
 		return
 	}
 	ev, cause := classify(op, err)
+	var re *ResultError
+	if ev == replink.ConnectRefused && errors.As(cause, &re) && re.Code == int64(ldap.LDAPResultNoSuchObject) && strings.HasPrefix(op, "base ") && c.followedBase() {
+		// The base is missing from a provider the link has followed it
+		// on: a moment of the provider's (ErrBaseGone), polled for.
+		ev, cause = replink.ConnectFailed, fmt.Errorf("%w: %w", ErrBaseGone, re)
+	}
 	c.sink.Post(ev, cause)
 }
 
