@@ -156,7 +156,7 @@ func (c *conn) connect() {
 		}
 		return
 	}
-	t := newTap(raw, c.sink, c.cfg.MaxMessage, c.cfg.QueueBytes, &c.st.received)
+	t := newTap(raw, c.sink, c.cfg.MaxMessage, c.cfg.QueueBytes, &c.st.received, c.st.poller)
 	_, isTLS := raw.(*tls.Conn)
 	lc := ldap.NewConn(ldapSide{t}, isTLS)
 	lc.Start()
@@ -297,6 +297,11 @@ func (c *conn) LastRead() time.Time {
 // goroutines and its buffers go. Delta-syncrepl and DirSync keep it: they
 // still search with it while persisting.
 func (c *conn) Persisting() {
+	c.mu.Lock()
+	if t := c.tap; t != nil {
+		t.pollable.Store(true) // its waits go to the poller: see poller
+	}
+	c.mu.Unlock()
 	if c.cfg.Mode == ModeDirSync || c.cfg.LogBase != "" {
 		return
 	}

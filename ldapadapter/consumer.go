@@ -23,6 +23,7 @@ var (
 type Consumer struct {
 	opts     []fsm.Option
 	connects *connectGates // shared by the links: set-ups per provider at once
+	poller   *poller       // shared by the links: their idle sockets
 	mu       sync.Mutex
 	links    map[string]*Link
 }
@@ -30,7 +31,7 @@ type Consumer struct {
 // NewConsumer returns a consumer with no links; opts apply to every link's
 // machine.
 func NewConsumer(opts ...fsm.Option) *Consumer {
-	return &Consumer{opts: opts, connects: newConnectGates(connectsPerProvider), links: map[string]*Link{}}
+	return &Consumer{opts: opts, connects: newConnectGates(connectsPerProvider), poller: newPoller(), links: map[string]*Link{}}
 }
 
 // Add creates a stopped link.
@@ -50,7 +51,8 @@ func (c *Consumer) Add(cfg LinkConfig) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("link %q: %w", cfg.Name, err)
 	}
-	l.adapter.Load().state.connects = c.connects // before the link can start
+	st := l.adapter.Load().state
+	st.connects, st.poller = c.connects, c.poller // before the link can start
 	c.links[cfg.Name] = l
 	return l, nil
 }
@@ -166,5 +168,6 @@ func (c *Consumer) Shutdown() error {
 		go func() { defer wg.Done(); l.Close() }()
 	}
 	wg.Wait()
+	c.poller.close()
 	return nil
 }

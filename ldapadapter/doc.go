@@ -15,4 +15,12 @@
 // [Link] runs one provider link, and a [Consumer] holds several, each
 // started, stopped and reconfigured at run time without disturbing the
 // others.
+//
+// A Consumer is also the way to run many links cheaply. On Linux, its
+// persisting links wait for their sockets in one epoll set of the
+// Consumer's, served by one goroutine that reads keepalive answers itself
+// and wakes a link's reader only for anything else; a probe's answer does
+// not even wake that goroutine (the socket's receive low-water mark is
+// raised above it and the answer is read a few milliseconds later, with
+// the others). A link made alone with [NewLink] waits on its own.
 package ldapadapter

@@ -36,16 +36,27 @@ type frameReader struct {
 	// would be two allocations per message.
 	fill    func(fd uintptr) bool
 	fillErr error // what fill's read returned
+	// idle, if set, waits in the Consumer's poller for a socket found
+	// empty, and returns what the poller read; ok false: wait here.
+	idle  func() (pending []byte, ok bool, err error)
+	try   func(fd uintptr) // fill made once for RawConn.Control
+	tried bool             // what try's fill returned
 }
 
 // source is the reader under a frameReader's buffer: the connection, or,
 // inside a raw read callback, the socket's descriptor, read once.
 type source struct {
-	conn io.Reader
-	fd   int // >= 0: read the descriptor directly
+	conn    io.Reader
+	fd      int    // >= 0: read the descriptor directly
+	pending []byte // read already, by the poller: served first
 }
 
 func (s *source) Read(p []byte) (int, error) {
+	if len(s.pending) > 0 {
+		n := copy(p, s.pending)
+		s.pending = s.pending[n:]
+		return n, nil
+	}
 	if s.fd < 0 {
 		return s.conn.Read(p)
 	}
@@ -99,6 +110,12 @@ func (f *frameReader) next() ([]byte, error) {
 func (f *frameReader) await() error {
 	if f.fill == nil {
 		f.fill = f.fillOnce
+		f.try = func(fd uintptr) { f.tried = f.fillOnce(fd) }
+	}
+	if f.idle != nil {
+		if ok, err := f.awaitIdle(); ok {
+			return err
+		}
 	}
 	err := f.raw.Read(f.fill)
 	ferr := f.fillErr
@@ -110,6 +127,34 @@ func (f *frameReader) await() error {
 		f.release()
 	}
 	return err
+}
+
+// awaitIdle is await through the poller: one read, and if the socket was
+// empty, a wait in the poller, which hands the socket back with what it
+// read. ok is false if the poller could not take the socket.
+func (f *frameReader) awaitIdle() (ok bool, err error) {
+	err = f.raw.Control(f.try)
+	if err == nil && f.tried {
+		err = f.fillErr
+	}
+	f.fillErr = nil
+	switch {
+	case err != nil:
+		f.release()
+		return true, err
+	case f.tried:
+		return true, nil
+	}
+	pending, ok, err := f.idle()
+	switch {
+	case !ok:
+		return false, nil
+	case err != nil:
+		return true, err
+	}
+	f.take(-1)
+	f.src.pending = pending
+	return true, nil
 }
 
 // fillOnce is the callback of await: one read(2) into a buffer taken for

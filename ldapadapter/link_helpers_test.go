@@ -12,12 +12,16 @@ import (
 )
 
 // newLink makes a link the test closes at its end; watch, if set, sees
-// every transition from the first.
+// every transition from the first. The link is a Consumer's, as the
+// daemon's are, so a persisting link waits in the Consumer's poller (see
+// TestPollerHandsOverAllButProbeAnswers); tests that call NewLink keep
+// the standalone path, where each link waits on its own.
 func newLink(t *testing.T, cfg ldapadapter.LinkConfig, watch func(fsm.Transition)) *ldapadapter.Link {
 	t.Helper()
-	l, err := ldapadapter.NewLink(cfg, fsm.WithLogger(discard))
+	c := ldapadapter.NewConsumer(fsm.WithLogger(discard))
+	l, err := c.Add(cfg)
 	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { c.Shutdown() })
 	if watch != nil {
 		l.Watch(watch)
 	}

@@ -29,6 +29,9 @@ type linkState struct {
 	// connects bounds the connection set-ups of a Consumer's links per
 	// provider (connectgate.go); nil for a link of its own.
 	connects *connectGates
+	// poller watches the sockets of a Consumer's persisting links while
+	// they wait; nil: each waits on its own.
+	poller *poller
 	// heldDeletions is the deletion guard's state (guard.go).
 	heldDeletions
 	// observed is what the link reports about its transport (transport.go).

@@ -50,6 +50,14 @@ type tap struct {
 	wmu      sync.Mutex      // one whole message per write
 	raw      syscall.RawConn // the socket, for probes written in place; nil under TLS
 	probeBuf [whoAmILen]byte // the probe being written in place; under wmu
+	poller   *poller         // the Consumer's, or nil: the tap waits on its own
+	pollable atomic.Bool     // wait in the poller between bursts
+	pw       pollWait        // the poller's
+	// answerLen is the length of the provider's answer to a WhoAmI probe,
+	// once the poller has seen one; raised says the socket's receive
+	// low-water mark is above it until the poller drains the answer.
+	answerLen atomic.Int32
+	raised    atomic.Bool
 
 	mu      sync.Mutex
 	queue   frames  // for go-ldap
@@ -66,20 +74,35 @@ type tap struct {
 	done    chan struct{}
 }
 
-func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int, received *atomic.Int64) *tap {
+func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int, received *atomic.Int64, p *poller) *tap {
 	t := &tap{
-		conn: c, sink: sink, in: frameReader{conn: c, max: maxFrame}, limit: queueLimit, received: received,
+		poller: p, conn: c, sink: sink, in: frameReader{conn: c, max: maxFrame}, limit: queueLimit, received: received,
 		space: make(chan struct{}, 1), data: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	if sc, ok := c.(syscall.Conn); ok {
 		t.raw, _ = sc.SyscallConn()
 	}
 	t.in.raw = t.raw
+	if t.raw == nil {
+		t.poller = nil
+	}
+	if t.poller != nil {
+		t.in.idle = t.waitIdle
+	}
 	t.lastRead.Store(time.Now().UnixNano())
 	t.probeID.Store(probeIDBase)
 	t.syncID.Store(syncIDBase)
 	go t.readLoop()
 	return t
+}
+
+// waitIdle waits for the socket in the poller, once the link persists:
+// see poller.
+func (t *tap) waitIdle() ([]byte, bool, error) {
+	if !t.pollable.Load() {
+		return nil, false, nil
+	}
+	return t.poller.wait(t)
 }
 
 // LastRead is when the provider last sent a byte, or now while messages
@@ -88,7 +111,7 @@ func (t *tap) LastRead() time.Time {
 	t.mu.Lock()
 	behind := t.queue.len() > 0 || len(t.cur) > 0 || (t.stream != nil && t.stream.frames.len() > 0)
 	t.mu.Unlock()
-	if behind {
+	if behind || (t.raised.Load() && t.unread()) {
 		return time.Now()
 	}
 	return time.Unix(0, t.lastRead.Load())
@@ -309,12 +332,28 @@ func (t *tap) sendWhoAmI(wg *sync.WaitGroup, timeout time.Duration) {
 		go func() { defer wg.Done(); t.probe(whoAmIRequest, timeout) }()
 		return
 	}
+	// Once the answer's length is known and the poller watches the socket,
+	// the low-water mark goes above it: the answer then wakes no one, and
+	// the poller reads it with the others that came in the same few
+	// milliseconds (see drainDelay).
+	lowat := 0
+	if l := t.answerLen.Load(); l > 0 && t.poller != nil && t.pollable.Load() && !t.raised.Load() {
+		lowat = int(l) + 1
+	}
 	var n int
 	var werr error
-	err := t.raw.Write(func(fd uintptr) bool {
+	err := t.raw.Control(func(fd uintptr) {
+		if lowat > 0 && setLowat(fd, lowat) == nil {
+			t.raised.Store(true)
+		} else {
+			lowat = 0
+		}
 		n, werr = syscall.Write(int(fd), msg)
-		return true // one attempt: never wait here
 	})
+	if lowat > 0 && !t.poller.drainLater(t) {
+		t.raw.Control(func(fd uintptr) { setLowat(fd, 1) })
+		t.raised.Store(false)
+	}
 	switch {
 	case err == nil && werr == nil && n == len(msg):
 		t.wmu.Unlock()
@@ -388,6 +427,9 @@ func (t *tap) shutdown() {
 		t.err = net.ErrClosed
 	}
 	t.mu.Unlock()
+	if t.poller != nil {
+		t.poller.cancel(t)
+	}
 	t.conn.Close()
 	t.wakeReaders()
 	signal(t.space)

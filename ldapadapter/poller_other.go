@@ -1,0 +1,22 @@
+//go:build !linux
+
+package ldapadapter
+
+// Without epoll every link waits for its socket on its own goroutine.
+type poller struct{}
+
+type pollWait struct{}
+
+func newPoller() *poller { return nil }
+
+func (*poller) close() {}
+
+func (*poller) wait(*tap) ([]byte, bool, error) { return nil, false, nil }
+
+func (*poller) cancel(*tap) {}
+
+func (*poller) drainLater(*tap) bool { return false }
+
+func setLowat(uintptr, int) error { return nil }
+
+func (*tap) unread() bool { return false }
