@@ -36,11 +36,19 @@ type frameReader struct {
 	// would be two allocations per message.
 	fill    func(fd uintptr) bool
 	fillErr error // what fill's read returned
-	// idle, if set, waits in the Consumer's poller for a socket found
-	// empty, and returns what the poller read; ok false: wait here.
-	idle  func() (pending []byte, ok bool, err error)
+	// idle, if set, is the Consumer's poller, where a socket found empty
+	// may wait; what the poller read comes back with it.
+	idle  idleWaiter
 	try   func(fd uintptr) // fill made once for RawConn.Control
 	tried bool             // what try's fill returned
+}
+
+// idleWaiter is where a frameReader waits between bursts instead of on
+// its own: waitIdle blocks until bytes, an error or end of file came, and
+// returns the bytes read for it; ok false: the socket was not taken.
+type idleWaiter interface {
+	idleReady() bool
+	waitIdle() (pending []byte, ok bool, err error)
 }
 
 // source is the reader under a frameReader's buffer: the connection, or,
@@ -112,7 +120,7 @@ func (f *frameReader) await() error {
 		f.fill = f.fillOnce
 		f.try = func(fd uintptr) { f.tried = f.fillOnce(fd) }
 	}
-	if f.idle != nil {
+	if f.idle != nil && f.idle.idleReady() {
 		if ok, err := f.awaitIdle(); ok {
 			return err
 		}
@@ -145,7 +153,7 @@ func (f *frameReader) awaitIdle() (ok bool, err error) {
 	case f.tried:
 		return true, nil
 	}
-	pending, ok, err := f.idle()
+	pending, ok, err := f.idle.waitIdle()
 	switch {
 	case !ok:
 		return false, nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,6 +38,8 @@ type poller struct {
 	waiting map[uint64]*tap         // by key, which is never reused
 	next    uint64                  // last key given
 	running bool                    // the goroutine is serving
+	done    chan struct{}           // closed when the goroutine ends
+	off     atomic.Bool             // broken or closing: no link waits here
 	drains  []drain                 // taps whose answer waits unannounced, in order of due time
 	wakeAt  time.Time               // the goroutine's deadline; zero: none
 	events  [128]syscall.EpollEvent // the goroutine's alone
@@ -63,6 +66,7 @@ type drain struct {
 // pollWait is a tap's side of the poller, guarded by the poller's mu.
 type pollWait struct {
 	key     uint64        // registered under this key; 0: not registered
+	parked  atomic.Bool   // key != 0, for the probe to read without the lock
 	gone    bool          // the tap is shutting down: never register again
 	pending []byte        // bytes the poller read and handed over
 	err     error         // why the poller handed over without bytes to follow
@@ -99,6 +103,7 @@ func (p *poller) wait(t *tap) (pending []byte, ok bool, err error) {
 		return nil, false, nil
 	}
 	w.key = key
+	w.parked.Store(true)
 	if w.ready == nil {
 		w.ready = make(chan struct{}, 1)
 	}
@@ -133,6 +138,7 @@ func (p *poller) cancel(t *tap) {
 func (p *poller) releaseLocked(t *tap) {
 	delete(p.waiting, t.pw.key)
 	t.pw.key = 0
+	t.pw.parked.Store(false)
 	// A socket already closed has left the set with its descriptor.
 	t.raw.Control(func(fd uintptr) {
 		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
@@ -154,9 +160,10 @@ func (p *poller) wakeLocked(at time.Time) {
 func (p *poller) startLocked() {
 	if !p.running {
 		p.running = true
+		p.done = make(chan struct{})
 		p.wakeAt = time.Time{}
 		p.ep.SetReadDeadline(time.Time{})
-		go p.serve()
+		go p.serve(p.done)
 	}
 }
 
@@ -189,16 +196,26 @@ func (p *poller) drainOne(t *tap) {
 	t.raised.Store(false)
 }
 
-// close releases the epoll set once no link waits in it; links that
-// wait after it wait on their own.
+// close releases the epoll set once no link waits in it, and returns
+// when the goroutine has ended; links that wait after it wait on their
+// own.
 func (p *poller) close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closing = true
+	p.off.Store(true)
+	done := p.done
 	if !p.running {
 		p.closeLocked()
+		done = nil
+	}
+	p.mu.Unlock()
+	if done != nil {
+		<-done // it closes the set as it ends, within a drain's delay once no link waits
 	}
 }
+
+// usable reports whether a link may wait here.
+func (p *poller) usable() bool { return !p.off.Load() }
 
 func (p *poller) closeLocked() {
 	if p.ep != nil {
@@ -222,6 +239,7 @@ func (p *poller) openLocked() bool {
 			syscall.Close(fd)
 		}
 		p.broken = true
+		p.off.Store(true)
 		return false
 	}
 	p.ep = os.NewFile(uintptr(fd), "replink-poller")
@@ -229,6 +247,7 @@ func (p *poller) openLocked() bool {
 	if err != nil {
 		p.ep.Close()
 		p.ep, p.broken = nil, true
+		p.off.Store(true)
 		return false
 	}
 	p.rc, p.epfd, p.waiting = rc, fd, map[uint64]*tap{}
@@ -238,7 +257,8 @@ func (p *poller) openLocked() bool {
 // serve is the poller's goroutine: it waits for the set to be readable or
 // a drain to fall due, serves what is ready, and ends once no link waits
 // and nothing is left to drain.
-func (p *poller) serve() {
+func (p *poller) serve(done chan struct{}) {
+	defer close(done)
 	pprof.SetGoroutineLabels(context.Background()) // no link's: it serves them all
 	var due []drain
 	for {
@@ -326,10 +346,12 @@ func (p *poller) readOne(key uint64, t *tap) {
 		p.handOver(key, t, nil, io.EOF)
 		return
 	}
-	if last := probeAnswers(p.buf[:n], t.in.max); last > 0 && n < len(p.buf) {
+	if ok, answer := probeAnswers(p.buf[:n], t.in.max, t.probeID.Load()); ok && n < len(p.buf) {
 		t.lastRead.Store(time.Now().UnixNano())
 		t.received.Add(int64(n))
-		t.answerLen.Store(int32(last))
+		if answer > 0 {
+			t.answerLen.Store(int32(answer))
+		}
 		return
 	}
 	p.handOver(key, t, append([]byte(nil), p.buf[:n]...), nil)
@@ -347,22 +369,33 @@ func (p *poller) handOver(key uint64, t *tap, pending []byte, err error) {
 	signal(t.pw.ready)
 }
 
+// maxAnswer is the longest answer whose length a probe's low-water mark
+// is set from: a WhoAmI answer is an authorization identity, and a
+// provider that claims a longer one would hold every smaller message
+// back for a drain's delay.
+const maxAnswer = 256
+
 // probeAnswers reports whether b is nothing but whole messages, each an
 // answer to a keepalive probe within max bytes, which the reader would
-// read and drop: it returns the last one's length if so, else 0.
-func probeAnswers(b []byte, max int) (last int) {
+// read and drop; answer is the length of the last that answers a probe
+// sent (ID up to sent), as an extended response of at most maxAnswer
+// bytes, or 0.
+func probeAnswers(b []byte, max int, sent int64) (ok bool, answer int) {
 	for len(b) > 0 {
-		n, ok := frameLength(b)
-		if !ok || n > len(b) || n > max {
-			return 0
+		n, whole := frameLength(b)
+		if !whole || n > len(b) || n > max {
+			return false, 0
 		}
 		env, err := parseEnvelope(b[:n])
 		if err != nil || env.notice || env.id < probeIDBase {
-			return 0
+			return false, 0
 		}
-		b, last = b[n:], n
+		if env.id > probeIDBase && env.id <= sent && env.op == opExtendedResponse && n <= maxAnswer {
+			answer = n
+		}
+		b = b[n:]
 	}
-	return last
+	return true, answer
 }
 
 // frameLength is the length of the message b starts with, header included,

@@ -2,14 +2,18 @@
 
 package ldapadapter
 
+import "sync/atomic"
+
 // Without epoll every link waits for its socket on its own goroutine.
 type poller struct{}
 
-type pollWait struct{}
+type pollWait struct{ parked atomic.Bool }
 
 func newPoller() *poller { return nil }
 
 func (*poller) close() {}
+
+func (*poller) usable() bool { return false }
 
 func (*poller) wait(*tap) ([]byte, bool, error) { return nil, false, nil }
 

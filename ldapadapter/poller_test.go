@@ -51,18 +51,32 @@ func newPolledTap(t *testing.T) *polledTap {
 	client, srv := tcpPair(t)
 	pt := &polledTap{p: newPoller(), srv: srv, events: make(chanSink, 8)}
 	pt.tap = newTap(client, pt.events, 1<<20, 1<<20, &pt.received, pt.p)
+	t.Cleanup(func() { pt.shutdown(); pt.p.close() })
 	pt.pollable.Store(true)
 	pt.arm()
 	pt.maxSent.Store(100) // as if go-ldap had sent requests up to ID 100
 	// The reader began waiting before it was pollable: the first answer
-	// wakes it there, and it waits in the poller from then on.
-	pt.write(t, whoAmIAnswer(probeIDBase))
+	// wakes it there, and it waits in the poller from then on, where it
+	// learns the length of the answer to a probe.
+	pt.answerProbe(t)
 	pt.waitParked(t)
-	// The poller reads the next answer and learns its length.
-	pt.write(t, whoAmIAnswer(probeIDBase+1))
-	require.Eventually(t, func() bool { return pt.answerLen.Load() == 17 }, 5*time.Second, time.Millisecond)
-	t.Cleanup(func() { pt.shutdown(); pt.p.close() })
+	pt.answerProbe(t)
+	require.Eventually(t, func() bool { return pt.answerLen.Load() == 17 && !pt.raised.Load() }, 5*time.Second, time.Millisecond)
 	return pt
+}
+
+// answerProbe sends a probe and answers it as the provider.
+func (pt *polledTap) answerProbe(t *testing.T) {
+	t.Helper()
+	var wg sync.WaitGroup
+	pt.sendWhoAmI(&wg, time.Second)
+	wg.Wait()
+	req := make([]byte, whoAmILen)
+	_, err := io.ReadFull(pt.srv, req)
+	require.NoError(t, err)
+	id, err := parseRequestID(req)
+	require.NoError(t, err)
+	pt.write(t, whoAmIAnswer(id))
 }
 
 func (pt *polledTap) write(t *testing.T, b []byte) {
@@ -121,8 +135,8 @@ func TestPollerHandsOverAllButProbeAnswers(t *testing.T) {
 		check   func(t *testing.T, pt *polledTap)
 	}{
 		{"probe answers stay in the poller", func(t *testing.T, pt *polledTap) {
-			for i := range 3 {
-				pt.write(t, whoAmIAnswer(probeIDBase+2+int64(i)))
+			for range 3 {
+				pt.answerProbe(t)
 			}
 		}, func(t *testing.T, pt *polledTap) {
 			require.Eventually(t, func() bool { return pt.received.Load() == 5*17 }, 5*time.Second, time.Millisecond)
@@ -130,7 +144,7 @@ func TestPollerHandsOverAllButProbeAnswers(t *testing.T) {
 			require.Empty(t, pt.events)
 		}},
 		{"a message for go-ldap is handed over", func(t *testing.T, pt *polledTap) {
-			pt.write(t, append(whoAmIAnswer(probeIDBase+2), msg...))
+			pt.write(t, append(whoAmIAnswer(probeIDBase+1), msg...))
 		}, func(t *testing.T, pt *polledTap) {
 			require.Equal(t, msg, pt.readGoLDAP(t, len(msg)))
 			pt.waitParked(t)
@@ -141,6 +155,29 @@ func TestPollerHandsOverAllButProbeAnswers(t *testing.T) {
 			pt.write(t, msg[5:])
 		}, func(t *testing.T, pt *polledTap) {
 			require.Equal(t, msg, pt.readGoLDAP(t, len(msg)))
+		}},
+		{"no mark is raised while the reader reads on its own", func(t *testing.T, pt *polledTap) {
+			pt.write(t, msg[:5]) // handed over: the reader now waits for the rest itself
+			require.Eventually(t, func() bool { return !pt.parked() }, 5*time.Second, time.Millisecond)
+			var wg sync.WaitGroup
+			pt.sendWhoAmI(&wg, time.Second)
+			wg.Wait()
+			require.False(t, pt.raised.Load(), "the rest of the message must not be held back")
+			pt.write(t, msg[5:])
+		}, func(t *testing.T, pt *polledTap) {
+			require.Equal(t, msg, pt.readGoLDAP(t, len(msg)))
+		}},
+		{"an answer to no probe sent, or a long one, sets no mark", func(t *testing.T, pt *polledTap) {
+			long := make([]byte, 300) // an extended response, 300 bytes: 0x30 0x82 len, ID, 0x78 0x82 len, result...
+			copy(long, []byte{0x30, 0x82, 0x01, 0x28, 0x02, 4, 0x40, 0, 0x01, 0, 0x78, 0x82, 0x01, 0x1e, 0x0a, 1, 0, 0x04, 0, 0x04, 0x82, 0x01, 0x15})
+			pt.write(t, long) // ID probeIDBase+256: never sent
+			sent := pt.probeID.Load()
+			long[6], long[7], long[8], long[9] = byte(sent>>24), byte(sent>>16), byte(sent>>8), byte(sent)
+			pt.write(t, long) // the last probe's, but longer than any answer
+		}, func(t *testing.T, pt *polledTap) {
+			require.Eventually(t, func() bool { return pt.received.Load() == 2*17+600 }, 5*time.Second, time.Millisecond)
+			require.True(t, pt.parked())
+			require.EqualValues(t, 17, pt.answerLen.Load())
 		}},
 		{"a notice of disconnection", func(t *testing.T, pt *polledTap) {
 			pt.write(t, slapdtest.NoticeOfDisconnection())
@@ -216,12 +253,17 @@ func TestPollerDrainsWhatTheLowWaterMarkKeepsQuiet(t *testing.T) {
 }
 
 // Shutting a tap down while its reader waits in the poller ends the
-// reader, and the poller's goroutine with the last link; close then
-// releases the epoll set, and a later wait is refused.
+// reader, and the poller's goroutine with the last link; close returns
+// once it has, a drain still pending included, with the epoll set
+// released, and a later wait is refused.
 func TestPollerEndsWithItsLinks(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	pt := newPolledTap(t)
 	p := pt.p
+	var wg sync.WaitGroup
+	pt.sendWhoAmI(&wg, time.Second) // a drain is due in a few milliseconds
+	wg.Wait()
+	require.True(t, pt.raised.Load())
 	done := make(chan struct{})
 	go func() { pt.shutdown(); close(done) }()
 	select {
@@ -229,9 +271,9 @@ func TestPollerEndsWithItsLinks(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("shutdown waits for a reader parked in the poller")
 	}
-	require.Eventually(t, func() bool { p.mu.Lock(); defer p.mu.Unlock(); return !p.running }, 5*time.Second, time.Millisecond)
 	p.close()
 	p.mu.Lock()
+	require.False(t, p.running, "close returns once the goroutine has ended")
 	require.Nil(t, p.ep)
 	p.mu.Unlock()
 	require.False(t, p.drainLater(pt.tap), "a closed poller takes no socket")

@@ -87,7 +87,7 @@ func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int, received *atomi
 		t.poller = nil
 	}
 	if t.poller != nil {
-		t.in.idle = t.waitIdle
+		t.in.idle = t
 	}
 	t.lastRead.Store(time.Now().UnixNano())
 	t.probeID.Store(probeIDBase)
@@ -96,14 +96,12 @@ func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int, received *atomi
 	return t
 }
 
-// waitIdle waits for the socket in the poller, once the link persists:
-// see poller.
-func (t *tap) waitIdle() ([]byte, bool, error) {
-	if !t.pollable.Load() {
-		return nil, false, nil
-	}
-	return t.poller.wait(t)
-}
+// idleReady reports whether the reader's waits go to the poller: once the
+// link persists, while the poller takes sockets. See poller.
+func (t *tap) idleReady() bool { return t.pollable.Load() && t.poller.usable() }
+
+// waitIdle waits for the socket in the poller.
+func (t *tap) waitIdle() ([]byte, bool, error) { return t.poller.wait(t) }
 
 // LastRead is when the provider last sent a byte, or now while messages
 // wait for the consumer.
@@ -332,12 +330,13 @@ func (t *tap) sendWhoAmI(wg *sync.WaitGroup, timeout time.Duration) {
 		go func() { defer wg.Done(); t.probe(whoAmIRequest, timeout) }()
 		return
 	}
-	// Once the answer's length is known and the poller watches the socket,
-	// the low-water mark goes above it: the answer then wakes no one, and
-	// the poller reads it with the others that came in the same few
-	// milliseconds (see drainDelay).
+	// Once the answer's length is known, while the reader waits in the
+	// poller, the low-water mark goes above it: the answer then wakes no
+	// one, and the poller reads it with the others that came in the same
+	// few milliseconds (see drainDelay). Not while the reader reads on its
+	// own: the rest of a message it waits for could be held back.
 	lowat := 0
-	if l := t.answerLen.Load(); l > 0 && t.poller != nil && t.pollable.Load() && !t.raised.Load() {
+	if l := t.answerLen.Load(); l > 0 && t.pw.parked.Load() && !t.raised.Load() {
 		lowat = int(l) + 1
 	}
 	var n int
