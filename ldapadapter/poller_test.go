@@ -68,6 +68,12 @@ func newPolledTap(t *testing.T) *polledTap {
 // answerProbe sends a probe and answers it as the provider.
 func (pt *polledTap) answerProbe(t *testing.T) {
 	t.Helper()
+	pt.write(t, whoAmIAnswer(pt.probe(t)))
+}
+
+// probe sends a probe and returns its ID, as the provider read it.
+func (pt *polledTap) probe(t *testing.T) int64 {
+	t.Helper()
 	var wg sync.WaitGroup
 	pt.sendWhoAmI(&wg, time.Second)
 	wg.Wait()
@@ -76,7 +82,7 @@ func (pt *polledTap) answerProbe(t *testing.T) {
 	require.NoError(t, err)
 	id, err := parseRequestID(req)
 	require.NoError(t, err)
-	pt.write(t, whoAmIAnswer(id))
+	return id
 }
 
 func (pt *polledTap) write(t *testing.T, b []byte) {
@@ -159,9 +165,7 @@ func TestPollerHandsOverAllButProbeAnswers(t *testing.T) {
 		{"no mark is raised while the reader reads on its own", func(t *testing.T, pt *polledTap) {
 			pt.write(t, msg[:5]) // handed over: the reader now waits for the rest itself
 			require.Eventually(t, func() bool { return !pt.parked() }, 5*time.Second, time.Millisecond)
-			var wg sync.WaitGroup
-			pt.sendWhoAmI(&wg, time.Second)
-			wg.Wait()
+			pt.probe(t)
 			require.False(t, pt.raised.Load(), "the rest of the message must not be held back")
 			pt.write(t, msg[5:])
 		}, func(t *testing.T, pt *polledTap) {
@@ -223,17 +227,11 @@ func TestPollerHandsOverAllButProbeAnswers(t *testing.T) {
 // raised mark keeps quiet too, still reaches the link then.
 func TestPollerDrainsWhatTheLowWaterMarkKeepsQuiet(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	var wg sync.WaitGroup
 	t.Run("the answer", func(t *testing.T) {
 		pt := newPolledTap(t)
 		before := pt.lastRead.Load()
-		pt.sendWhoAmI(&wg, time.Second)
+		id := pt.probe(t)
 		require.True(t, pt.raised.Load(), "the mark is raised for the answer")
-		req := make([]byte, whoAmILen)
-		_, err := io.ReadFull(pt.srv, req)
-		require.NoError(t, err)
-		id, err := parseRequestID(req)
-		require.NoError(t, err)
 		pt.write(t, whoAmIAnswer(id))
 		require.Eventually(t, func() bool { return !pt.raised.Load() }, 5*time.Second, time.Millisecond, "drained, the mark is lowered")
 		require.Greater(t, pt.lastRead.Load(), before, "the answer is life")
@@ -244,12 +242,11 @@ func TestPollerDrainsWhatTheLowWaterMarkKeepsQuiet(t *testing.T) {
 	})
 	t.Run("a smaller message", func(t *testing.T) {
 		pt := newPolledTap(t)
-		pt.sendWhoAmI(&wg, time.Second)
+		pt.probe(t)
 		require.True(t, pt.raised.Load())
 		pt.write(t, searchDone(9)) // no answer: the provider says something short instead
 		require.Equal(t, searchDone(9), pt.readGoLDAP(t, 14))
 	})
-	wg.Wait()
 }
 
 // Shutting a tap down while its reader waits in the poller ends the
@@ -260,9 +257,7 @@ func TestPollerEndsWithItsLinks(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	pt := newPolledTap(t)
 	p := pt.p
-	var wg sync.WaitGroup
-	pt.sendWhoAmI(&wg, time.Second) // a drain is due in a few milliseconds
-	wg.Wait()
+	pt.probe(t) // a drain is due in a few milliseconds
 	require.True(t, pt.raised.Load())
 	done := make(chan struct{})
 	go func() { pt.shutdown(); close(done) }()
