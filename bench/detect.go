@@ -97,8 +97,8 @@ func replinkTrials(ctx context.Context, h *slapdtest.Harness, srv *slapdtest.Ser
 	m.KeepaliveInterval, m.KeepaliveTimeout = time.Second, time.Second
 	m.Backoff.Initial, m.Backoff.Max = 500*time.Millisecond, 2*time.Second
 	n := newNotifier()
-	l := persistingLink(ctx, h, proxy.URL(), n, m)
-	defer l.Close()
+	l, done := persistingLink(ctx, h, proxy.URL(), n, m)
+	defer done()
 	trs := make(chan fsm.Transition, 64)
 	defer l.Watch(func(t fsm.Transition) { trs <- t })()
 	for i, f := range faults {

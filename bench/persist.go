@@ -60,8 +60,8 @@ func (n *notifier) Known(context.Context) ([]uuid.UUID, error) { return nil, nil
 func persistSection(ctx context.Context, h *slapdtest.Harness, s settings) (lat, adds latencies) {
 	srv := slapdtest.Start(h, slapdtest.WithPeople(10))
 	n := newNotifier()
-	l := persistingLink(ctx, h, srv.URL(), n, fsm.DefaultConfig())
-	defer l.Close()
+	_, done := persistingLink(ctx, h, srv.URL(), n, fsm.DefaultConfig())
+	defer done()
 	admin, err := srv.Admin()
 	if err != nil {
 		h.Fatal(err)
@@ -96,17 +96,20 @@ func person(dn, uid string) *ldap.AddRequest {
 	return req
 }
 
-// persistingLink starts a link on url and waits until it persists.
-func persistingLink(ctx context.Context, h *slapdtest.Harness, url string, handler ldapadapter.Handler, m fsm.Config) *ldapadapter.Link {
-	l, err := ldapadapter.NewLink(ldapadapter.LinkConfig{Name: "bench", Machine: m, LDAP: ldapadapter.Config{
+// persistingLink starts a link on url and waits until it persists. The
+// link is a Consumer's, as the daemon's are (a persisting link then waits
+// in the Consumer's poller); done shuts the Consumer down.
+func persistingLink(ctx context.Context, h *slapdtest.Harness, url string, handler ldapadapter.Handler, m fsm.Config) (l *ldapadapter.Link, done func()) {
+	c := ldapadapter.NewConsumer(fsm.WithLogger(quiet))
+	l, err := c.Add(ldapadapter.LinkConfig{Name: "bench", Machine: m, LDAP: ldapadapter.Config{
 		URL: url, BindDN: slapdtest.ReplicatorDN, Password: slapdtest.ReplicatorPW,
 		BaseDN: slapdtest.PeopleDN, Handler: handler, Logger: quiet,
-	}}, fsm.WithLogger(quiet))
+	}})
 	if err != nil {
 		h.Fatal(err)
 	}
 	persist(ctx, h, l)
-	return l
+	return l, func() { c.Shutdown() }
 }
 
 // persist starts l and waits until it persists.
