@@ -27,11 +27,12 @@ import (
 // The epoll set is level-triggered, so a socket registered with bytes
 // already waiting is reported at once; its own descriptor waits in the
 // runtime's poller, so the goroutine holds no thread while nothing
-// happens. The goroutine runs only while some link waits.
+// happens. The goroutine runs only while some link waits or a drain is
+// due.
 type poller struct {
 	mu      sync.Mutex
 	ep      *os.File // the epoll set; nil until first used
-	epfd    int      // its descriptor, never closed
+	epfd    int      // its descriptor, -1 once closed
 	rc      syscall.RawConn
 	broken  bool                    // no set: it could not be made, or was closed; links wait on their own
 	closing bool                    // close was called: the goroutine closes the set as it ends
@@ -220,7 +221,7 @@ func (p *poller) usable() bool { return !p.off.Load() }
 func (p *poller) closeLocked() {
 	if p.ep != nil {
 		p.ep.Close()
-		p.ep = nil
+		p.ep, p.epfd = nil, -1
 	}
 	p.broken = true
 }
