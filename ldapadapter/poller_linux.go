@@ -34,17 +34,17 @@ type poller struct {
 	ep      *os.File // the epoll set; nil until first used
 	epfd    int      // its descriptor, -1 once closed
 	rc      syscall.RawConn
-	broken  bool                    // no set: it could not be made, or was closed; links wait on their own
-	closing bool                    // close was called: the goroutine closes the set as it ends
-	waiting map[uint64]*tap         // by key, which is never reused
-	next    uint64                  // last key given
-	running bool                    // the goroutine is serving
-	done    chan struct{}           // closed when the goroutine ends
-	off     atomic.Bool             // broken or closing: no link waits here
-	drains  []drain                 // taps whose answer waits unannounced, in order of due time
-	wakeAt  time.Time               // the goroutine's deadline; zero: none
-	events  [128]syscall.EpollEvent // the goroutine's alone
-	buf     [4096]byte              // the goroutine's alone
+	waiting map[uint64]*tap // by key, which is never reused
+	next    uint64          // last key given
+	running bool            // the goroutine is serving
+	done    chan struct{}   // closed when the goroutine ends
+	// off says no link may wait here: the set could not be made, or close
+	// was called (the goroutine, if running, closes the set as it ends).
+	off    atomic.Bool
+	drains []drain                 // taps whose answer waits unannounced, in order of due time
+	wakeAt time.Time               // the goroutine's deadline; zero: none
+	events [128]syscall.EpollEvent // the goroutine's alone
+	buf    [4096]byte              // the goroutine's alone
 }
 
 // newPoller returns a poller that makes its epoll set on first use.
@@ -76,7 +76,7 @@ type pollWait struct {
 
 // wait registers t's socket and blocks until the poller hands it back:
 // with the bytes it read, if any, and the error to report after them. ok
-// is false if t cannot wait here (the set is broken, the socket refused):
+// is false if t cannot wait here (the set could not be made or is closed, the socket refused):
 // t then waits on its own.
 func (p *poller) wait(t *tap) (pending []byte, ok bool, err error) {
 	p.mu.Lock()
@@ -85,7 +85,7 @@ func (p *poller) wait(t *tap) (pending []byte, ok bool, err error) {
 		p.mu.Unlock()
 		return nil, true, net.ErrClosed
 	}
-	if p.closing || !p.openLocked() {
+	if !p.openLocked() {
 		p.mu.Unlock()
 		return nil, false, nil
 	}
@@ -175,7 +175,7 @@ func (p *poller) drainLater(t *tap) bool {
 	at := time.Now().Add(drainDelay)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closing || !p.openLocked() {
+	if !p.openLocked() {
 		return false
 	}
 	p.drains = append(p.drains, drain{t, at})
@@ -202,7 +202,6 @@ func (p *poller) drainOne(t *tap) {
 // own.
 func (p *poller) close() {
 	p.mu.Lock()
-	p.closing = true
 	p.off.Store(true)
 	done := p.done
 	if !p.running {
@@ -223,35 +222,34 @@ func (p *poller) closeLocked() {
 		p.ep.Close()
 		p.ep, p.epfd = nil, -1
 	}
-	p.broken = true
 }
 
-// openLocked makes the epoll set on first use.
+// openLocked makes the epoll set on first use; false if no link may wait
+// here.
 func (p *poller) openLocked() bool {
-	if p.ep != nil || p.broken {
-		return !p.broken
+	if p.ep != nil || p.off.Load() {
+		return !p.off.Load()
 	}
 	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err == nil {
 		err = syscall.SetNonblock(fd, true) // so the runtime's poller waits on it
 	}
+	var ep *os.File
+	var rc syscall.RawConn
+	if err == nil {
+		ep = os.NewFile(uintptr(fd), "replink-poller")
+		rc, err = ep.SyscallConn()
+	}
 	if err != nil {
-		if fd >= 0 {
+		if ep != nil {
+			ep.Close()
+		} else if fd >= 0 {
 			syscall.Close(fd)
 		}
-		p.broken = true
 		p.off.Store(true)
 		return false
 	}
-	p.ep = os.NewFile(uintptr(fd), "replink-poller")
-	rc, err := p.ep.SyscallConn()
-	if err != nil {
-		p.ep.Close()
-		p.ep, p.broken = nil, true
-		p.off.Store(true)
-		return false
-	}
-	p.rc, p.epfd, p.waiting = rc, fd, map[uint64]*tap{}
+	p.ep, p.rc, p.epfd, p.waiting = ep, rc, fd, map[uint64]*tap{}
 	return true
 }
 
@@ -291,7 +289,7 @@ func (p *poller) serve(done chan struct{}) {
 		p.mu.Lock()
 		if len(p.waiting) == 0 && len(p.drains) == 0 {
 			p.running = false
-			if p.closing {
+			if p.off.Load() {
 				p.closeLocked()
 			}
 			p.mu.Unlock()
