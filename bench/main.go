@@ -21,17 +21,19 @@ import (
 
 // settings size a run.
 type settings struct {
-	quick        bool
-	entries      int    // initial refresh
-	identity     string // initial refresh: the rows of rootdn, replicator or both
-	baseline     string // initial refresh: another tree whose daemon alternates with this one's
-	trials       int    // refresh trials (best is kept)
-	faultTrials  int    // detection trials per fault
-	window       time.Duration
-	adds         int // persist latency
-	links        int // many links
-	idle         time.Duration
-	slapdVersion string
+	quick       bool
+	entries     int    // initial refresh
+	identity    string // initial refresh: the rows of rootdn, replicator or both
+	baseline    string // initial refresh: another tree whose daemon alternates with this one's
+	trials      int    // refresh trials (best is kept)
+	faultTrials int    // detection trials per fault
+	window      time.Duration
+	adds        int // persist latency
+	links       int // many links
+	// busy links: links that each receive every one of the modifies
+	busyLinks, busyModifies int
+	idle                    time.Duration
+	slapdVersion            string
 	// delta section: one-attribute modifies on entries with an 8 KiB value
 	deltaEntries, deltaModifies int
 }
@@ -48,9 +50,10 @@ func main() {
 	flag.Parse()
 	s := settings{quick: *quick, entries: 50000, trials: 3, faultTrials: 10, window: 20 * time.Second, adds: 1000, links: 10000, idle: 20 * time.Second}
 	s.deltaEntries, s.deltaModifies = 100, 2000
+	s.busyLinks, s.busyModifies = 1000, 200
 	if s.quick {
 		s = settings{quick: true, entries: 3000, trials: 1, faultTrials: 1, window: 3 * time.Second, adds: 200, links: 100, idle: 3 * time.Second,
-			deltaEntries: 20, deltaModifies: 200}
+			deltaEntries: 20, deltaModifies: 200, busyLinks: 50, busyModifies: 20}
 	}
 	if *entries > 0 {
 		s.entries = *entries
@@ -82,6 +85,7 @@ func main() {
 		{"persist latency", func() { r.persist, r.adds = persistSection(ctx, h, s) }},
 		{"detection", func() { r.detect = detectSection(ctx, h, s) }},
 		{"many links", func() { r.links = linksSection(ctx, h, s) }},
+		{"busy links", func() { r.busy = busySection(ctx, h, s) }},
 		{"delta", func() { r.delta = deltaSection(ctx, h, s) }},
 		{"ad", func() { r.ad = adSection(ctx, h, s) }},
 	}

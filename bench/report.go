@@ -15,6 +15,7 @@ type report struct {
 	adds     latencies // the provider's own add round trips, for comparison
 	detect   []detectRow
 	links    linksResult
+	busy     []busyRun
 	delta    []deltaRow
 	ad       *adResult
 	took     time.Duration
@@ -79,6 +80,7 @@ func (r *report) markdown() string {
 		len(p), round(p.at(0.5)), round(p.at(0.99)), round(p.at(1)), round(a.at(0.5)), round(a.at(0.99)), round(a.at(1)))
 
 	b.WriteString(r.linksMarkdown())
+	b.WriteString(r.busyMarkdown())
 	b.WriteString(r.deltaMarkdown())
 	b.WriteString(r.adMarkdown())
 	w("## Go benchmarks of the hot path\n\n")
@@ -195,6 +197,8 @@ func (r *report) sectionMarkdown(name string) string {
 		return r.refreshMarkdown()
 	case "many links":
 		return r.linksMarkdown()
+	case "busy links":
+		return r.busyMarkdown()
 	case "delta":
 		return r.deltaMarkdown()
 	case "ad":
