@@ -22,5 +22,7 @@
 // and wakes a link's reader only for anything else; a probe's answer does
 // not even wake that goroutine (the socket's receive low-water mark is
 // raised above it and the answer is read a few milliseconds later, with
-// the others). A link made alone with [NewLink] waits on its own.
+// the others). A link that has just received a change waits on its own
+// until its next probe is answered, so a busy link costs what it would
+// alone. A link made alone with [NewLink] always waits on its own.
 package ldapadapter

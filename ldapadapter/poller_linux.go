@@ -22,7 +22,8 @@ import (
 // thousands of links in batches, with one read(2) each and no read to find
 // the socket empty. Anything else (a change, a Notice of Disconnection, a
 // partial message, end of file, an error) is handed with the bytes read to
-// the link's reader, which takes over as if it had read them itself.
+// the link's reader, which takes over as if it had read them itself, and
+// waits on its own until a probe's answer comes alone (see tap.idleReady).
 //
 // The epoll set is level-triggered, so a socket registered with bytes
 // already waiting is reported at once; its own descriptor waits in the

@@ -153,6 +153,10 @@ func TestPollerHandsOverAllButProbeAnswers(t *testing.T) {
 			pt.write(t, append(whoAmIAnswer(probeIDBase+1), msg...))
 		}, func(t *testing.T, pt *polledTap) {
 			require.Equal(t, msg, pt.readGoLDAP(t, len(msg)))
+			// More may follow a change: the reader waits on its own until
+			// a probe's answer comes alone.
+			require.Never(t, pt.parked, 100*time.Millisecond, time.Millisecond, "parked again right after a change")
+			pt.answerProbe(t)
 			pt.waitParked(t)
 		}},
 		{"a message split across reads is whole", func(t *testing.T, pt *polledTap) {

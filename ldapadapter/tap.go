@@ -53,6 +53,7 @@ type tap struct {
 	poller   *poller         // the Consumer's, or nil: the tap waits on its own
 	pollable atomic.Bool     // wait in the poller between bursts
 	pw       pollWait        // the poller's
+	chatty   bool            // the burst being read held more than probe answers; readLoop's alone
 	// answerLen is the length of the provider's answer to a WhoAmI probe,
 	// once the poller has seen one; raised says the socket's receive
 	// low-water mark is above it until the poller drains the answer.
@@ -96,9 +97,17 @@ func newTap(c net.Conn, sink fsm.Sink, maxFrame, queueLimit int, received *atomi
 	return t
 }
 
-// idleReady reports whether the reader's waits go to the poller: once the
-// link persists, while the poller takes sockets. See poller.
-func (t *tap) idleReady() bool { return t.pollable.Load() && t.poller.usable() }
+// idleReady reports whether the reader's next wait goes to the poller:
+// once the link persists, while the poller takes sockets, and only after
+// a burst of nothing but keepalive answers. A link that has just received
+// a change is likely to receive more soon, and waits on its own until its
+// next probe's answer: there a message costs one wake-up, where the poller
+// would add an epoll_ctl(2) pair and a hand-over per burst. See poller.
+func (t *tap) idleReady() bool {
+	chatty := t.chatty
+	t.chatty = false
+	return !chatty && t.pollable.Load() && t.poller.usable()
+}
 
 // waitIdle waits for the socket in the poller.
 func (t *tap) waitIdle() ([]byte, bool, error) { return t.poller.wait(t) }
@@ -138,6 +147,9 @@ func (t *tap) readLoop() {
 			return
 		case env.id >= probeIDBase:
 			continue // a keepalive answer: it has done its work by arriving
+		}
+		t.chatty = true
+		switch {
 		case env.id > syncIDBase && env.id <= t.syncID.Load():
 			if !t.toStream(env.id, frame) {
 				return
