@@ -57,6 +57,12 @@ func TestConsumerManagesLinksIndependently(t *testing.T) {
 		_, err := l.WaitFor(ctx, replink.Persisting)
 		require.NoError(t, err)
 	}
+	// The state turns Persisting a moment before the transition is in the
+	// history: count b's transitions once it is there.
+	require.Eventually(t, func() bool {
+		h := b.History()
+		return len(h) > 0 && h[len(h)-1].To == replink.Persisting
+	}, 5*time.Second, time.Millisecond)
 	bBefore := len(b.History())
 
 	// Reconfigure a onto the other proxy, with another keepalive.
