@@ -55,8 +55,11 @@ func busySection(ctx context.Context, h *slapdtest.Harness, s settings) (runs []
 func busyRound(ctx context.Context, h *slapdtest.Harness, s settings, url string, admin *ldap.Conn, consumer bool) busyRun {
 	m := fsm.DefaultConfig()
 	m.KeepaliveInterval, m.KeepaliveTimeout = time.Second, time.Second
-	c := ldapadapter.NewConsumer(fsm.WithLogger(quiet))
-	defer c.Shutdown()
+	var c *ldapadapter.Consumer
+	if consumer {
+		c = ldapadapter.NewConsumer(fsm.WithLogger(quiet))
+		defer c.Shutdown()
+	}
 	counters := make([]*counter, s.busyLinks)
 	links := make([]*ldapadapter.Link, s.busyLinks)
 	for i := range links {
