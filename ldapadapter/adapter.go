@@ -301,13 +301,8 @@ func (c *conn) Persisting() {
 	if t := c.tap; t != nil {
 		t.pollable.Store(true) // its waits go to the poller: see poller
 	}
-	c.mu.Unlock()
-	if c.cfg.Mode == ModeDirSync || c.cfg.LogBase != "" {
-		return
-	}
-	c.mu.Lock()
 	lc := c.lc
-	if c.closed || lc == nil {
+	if c.cfg.Mode == ModeDirSync || c.cfg.LogBase != "" || c.closed || lc == nil {
 		c.mu.Unlock()
 		return
 	}
