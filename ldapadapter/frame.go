@@ -35,6 +35,10 @@ type envelope struct {
 	notice bool // a Notice of Disconnection
 }
 
+// probeAnswer reports whether the message answers one of the tap's
+// keepalive probes: the reader drops it, and the poller keeps it to itself.
+func (e envelope) probeAnswer() bool { return !e.notice && e.id >= probeIDBase }
+
 // readFrame reads one BER-encoded LDAPMessage, refusing before allocating
 // anything a length prefix larger than max, and an indefinite length.
 func readFrame(r io.Reader, max int) ([]byte, error) {

@@ -387,7 +387,7 @@ func probeAnswers(b []byte, max int, sent int64) (ok bool, answer int) {
 			return false, 0
 		}
 		env, err := parseEnvelope(b[:n])
-		if err != nil || env.notice || env.id < probeIDBase {
+		if err != nil || !env.probeAnswer() {
 			return false, 0
 		}
 		if env.id > probeIDBase && env.id <= sent && env.op == opExtendedResponse && n <= maxAnswer {

@@ -145,8 +145,8 @@ func (t *tap) readLoop() {
 		case env.notice:
 			t.fail(event{replink.DisconnectNotice, ErrNotice})
 			return
-		case env.id >= probeIDBase:
-			continue // a keepalive answer: it has done its work by arriving
+		case env.probeAnswer():
+			continue // it has done its work by arriving
 		}
 		t.chatty = true
 		switch {
