@@ -35,6 +35,7 @@ type linksResult struct {
 	idleWindow    time.Duration
 	probes        float64 // keepalive answers read per second while idle
 	cpuPerProbe   time.Duration
+	floor         floorResult // the least a probe can cost here
 	keepalive     time.Duration
 	timeout       time.Duration
 	bound         time.Duration
@@ -67,6 +68,7 @@ func linksSection(ctx context.Context, h *slapdtest.Harness, s settings) (r link
 	srv := slapdtest.Start(h, slapdtest.WithPeople(5))
 	r = linksResult{links: s.links, keepalive: 2 * time.Second, timeout: 2 * time.Second, idleWindow: s.idle}
 	r.bound = r.keepalive + r.timeout
+	r.floor = probeFloor(h, srv, s.links, r.keepalive, s.idle)
 	heap0, rss0, g0 := footprint()
 	c := ldapadapter.NewConsumer(fsm.WithLogger(quiet))
 	defer c.Shutdown()

@@ -224,6 +224,10 @@ func (r *report) linksMarkdown() string {
 		w(": %.0f probes answered per second, %v of process CPU per probe", l.probes, l.cpuPerProbe.Round(100*time.Nanosecond))
 	}
 	w(".")
+	if f := l.floor; f.raw > 0 && f.inRuntime > 0 && l.cpuPerProbe > 0 {
+		w(" The floor, before the links started: the same number of connections to the same slapd, each sent the same probe on the same schedule by one goroutine that writes it and reads the answer 10 ms later and does nothing else, cost %v per probe on sockets made with socket(2), which the Go runtime does not poll, and %v on sockets from package net, whose every answer also wakes the runtime's poller. replink's probe costs %.2f× the first and %.2f× the second.",
+			f.raw.Round(100*time.Nanosecond), f.inRuntime.Round(100*time.Nanosecond), float64(l.cpuPerProbe)/float64(f.raw), float64(l.cpuPerProbe)/float64(f.inRuntime))
+	}
 	if l.idleLosses > 0 {
 		w(" %d links left Persisting meanwhile, though the provider was up.", l.idleLosses)
 	}
