@@ -121,6 +121,8 @@ func linksSection(ctx context.Context, h *slapdtest.Harness, s settings) (r link
 	answer := probeAnswerSize(c.Links()[0], r.keepalive+r.timeout+time.Second)
 	stopProfile := startProfile("REPLINK_BENCH_IDLEPROFILE")
 	bytes0, cpu0 := receivedBytes(c), cpuTime()
+	// For a profiler that looks from outside: perf record -p PID.
+	fmt.Fprintf(os.Stderr, "bench: many links: the idle window (%v) begins\n", s.idle)
 	time.Sleep(s.idle)
 	cpu, bytes := cpuTime()-cpu0, receivedBytes(c)-bytes0
 	stopProfile()
