@@ -18,18 +18,19 @@ type floorResult struct {
 	raw, inRuntime time.Duration
 }
 
-// floorGrid is the step of the floor's probe schedule, the same as the
-// links' keepalive grid (fsm's keepaliveGrid).
+// floorGrid is the shortest step of the floor's probe schedule, the same
+// as the links' keepalive grid (fsm's keepaliveGrid).
 const floorGrid = 10 * time.Millisecond
 
 // probeFloor is the least process CPU an idle keepalive probe can cost
 // against this slapd on this machine when it takes one write(2) and one
 // read(2), as it does for every consumer built on sockets: the same
 // number of bound connections, each sent a WhoAmI once per interval by one
-// goroutine on a 10 ms grid, each answer read one step later. Nothing else
-// runs: no link, no machine, no timer, no allocation per probe. A probe
-// then costs its write(2), its read(2), the kernel's work behind them and
-// a share of the grid's wake-ups.
+// goroutine on a 10 ms grid (coarser when there are fewer connections
+// than steps), each answer read one step later. Nothing else runs: no
+// link, no machine, no timer, no allocation per probe. A probe then costs
+// its write(2), its read(2), the kernel's work behind them and a share of
+// the grid's wake-ups.
 //
 // raw uses sockets made with socket(2), which the Go runtime never polls;
 // inRuntime uses sockets from package net, as every LDAP client in Go
@@ -67,7 +68,10 @@ func floorRun(h *slapdtest.Harness, srv *slapdtest.Server, n int, interval, wind
 		}
 		fds[i] = fd
 	}
-	steps := max(1, int(interval/floorGrid))
+	// A step with no probe would be a wake-up for nothing: with fewer
+	// connections than grid steps in an interval, the step is longer.
+	step := max(floorGrid, interval/time.Duration(n))
+	steps := max(1, int(interval/step))
 	per := (n + steps - 1) / steps
 	batch := func(k int) []int {
 		lo := min((k%steps)*per, n)
@@ -77,7 +81,7 @@ func floorRun(h *slapdtest.Harness, srv *slapdtest.Server, n int, interval, wind
 	// run probes for d; it returns the bytes read and the smallest read
 	// that found any, which is one answer.
 	run := func(d time.Duration) (bytes, answer int) {
-		t := time.NewTicker(floorGrid)
+		t := time.NewTicker(step)
 		defer t.Stop()
 		for k, end := 0, time.Now().Add(d); time.Now().Before(end); k++ {
 			<-t.C

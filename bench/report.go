@@ -225,7 +225,7 @@ func (r *report) linksMarkdown() string {
 	}
 	w(".")
 	if f := l.floor; f.raw > 0 && f.inRuntime > 0 && l.cpuPerProbe > 0 {
-		w(" The floor, before the links started: the same number of connections to the same slapd, each sent the same probe on the same schedule by one goroutine that writes it and reads the answer 10 ms later and does nothing else, cost %v per probe on sockets made with socket(2), which the Go runtime does not poll, and %v on sockets from package net, whose every answer also wakes the runtime's poller. replink's probe costs %.2f× the first and %.2f× the second.",
+		w(" The floor, before the links started: the same number of connections to the same slapd, each sent the same probe on the same schedule by one goroutine that writes it and reads the answer one grid step later (10 ms from 200 links up) and does nothing else, cost %v per probe on sockets made with socket(2), which the Go runtime does not poll, and %v on sockets from package net, whose every answer also wakes the runtime's poller. replink's probe costs %.2f× the first and %.2f× the second.",
 			f.raw.Round(100*time.Nanosecond), f.inRuntime.Round(100*time.Nanosecond), float64(l.cpuPerProbe)/float64(f.raw), float64(l.cpuPerProbe)/float64(f.inRuntime))
 	}
 	if l.idleLosses > 0 {
