@@ -168,23 +168,25 @@ func floorBound(fd int, bind []byte) error {
 
 // floorBind is a simple bind as the replicator, message ID 1.
 func floorBind() []byte {
-	msg := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAPMessage")
-	msg.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 1, "messageID"))
 	req := ber.Encode(ber.ClassApplication, ber.TypeConstructed, 0, nil, "BindRequest")
 	req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 3, "version"))
 	req.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, slapdtest.ReplicatorDN, "name"))
 	req.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, slapdtest.ReplicatorPW, "simple"))
-	msg.AppendChild(req)
-	return msg.Bytes()
+	return floorMessage(1, req)
 }
 
 // floorProbe is a WhoAmI request (RFC 4532), message ID 2. Every probe of
 // a connection reuses it: each is answered before the next is sent.
 func floorProbe() []byte {
-	msg := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAPMessage")
-	msg.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 2, "messageID"))
 	req := ber.Encode(ber.ClassApplication, ber.TypeConstructed, 23, nil, "ExtendedRequest")
 	req.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, "1.3.6.1.4.1.4203.1.11.3", "requestName"))
-	msg.AppendChild(req)
+	return floorMessage(2, req)
+}
+
+// floorMessage is the LDAPMessage that carries op with message ID id.
+func floorMessage(id int64, op *ber.Packet) []byte {
+	msg := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAPMessage")
+	msg.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id, "messageID"))
+	msg.AppendChild(op)
 	return msg.Bytes()
 }
